@@ -1,0 +1,397 @@
+//! Layered configuration: built-in defaults, a TOML file, `FINLLM_*` environment variables, then flags.
+//!
+//! Every setting is one row of [`SETTINGS`]. Each layer is validated against that table on its own, so an
+//! error names exactly where the bad value came from (file and line, variable or flag), and the merged
+//! result remembers the source of every value for `finllm config`.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use toml::de::{DeTable, DeValue};
+
+/// The file looked for in the working directory when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "finllm.toml";
+
+/// The prefix of environment variables that set configuration keys.
+pub const ENV_PREFIX: &str = "FINLLM_";
+
+/// What values a setting accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A filesystem path.
+    Path,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+}
+
+/// One configuration key: its dotted name, what it accepts, its default and what it is for.
+#[derive(Debug)]
+pub struct Setting {
+    /// The dotted key as written in TOML, such as `server.port`.
+    pub key: &'static str,
+    /// What values it accepts.
+    pub kind: Kind,
+    /// The built-in default, in canonical text form.
+    pub default: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+const LOG_FORMATS: &[&str] = &["human", "json"];
+const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+/// Every configuration key finllm knows. Adding a key is adding a row here and a field to [`Config`].
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        kind: Kind::Path,
+        default: "./finllm-data",
+        help: "directory where every embedded store (models, SQLite, indexes) lives",
+    },
+    Setting {
+        key: "log.format",
+        kind: Kind::Choice(LOG_FORMATS),
+        default: "human",
+        help: "log line format on stderr: human or json",
+    },
+    Setting {
+        key: "log.level",
+        kind: Kind::Choice(LOG_LEVELS),
+        default: "info",
+        help: "least severe level logged: error, warn, info, debug or trace",
+    },
+];
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// A line of a TOML file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the value.
+        line: usize,
+    },
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "file {}:{line}", path.display()),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration layer that could not be read or holds a bad key or value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config file: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why reading failed.
+        reason: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}:{line}: invalid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the error.
+        line: usize,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// The file names a key finllm does not know.
+    #[error("{path}:{line}: unknown key `{key}`{hint}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The dotted key.
+        key: String,
+        /// A suggestion such as ` (did you mean `server.port`?)`, or empty.
+        hint: String,
+    },
+    /// A value of the wrong type or out of range.
+    #[error("{origin}: `{key}`: expected {expected}, found {found}")]
+    BadValue {
+        /// Where the value came from.
+        origin: Source,
+        /// The dotted key.
+        key: String,
+        /// What the key accepts.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
+}
+
+impl types::ErrorCode for ConfigError {
+    fn error_code(&self) -> types::Code {
+        types::Code::InvalidConfig
+    }
+}
+
+/// The merged configuration, with the source of every value.
+#[derive(Debug)]
+pub struct Resolved {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Resolved {
+    /// Every key in table order, with its canonical value and where that value came from.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static Setting, &str, &Source)> {
+        SETTINGS.iter().filter_map(|setting| {
+            self.values.get(setting.key).map(|(value, source)| (setting, value.as_str(), source))
+        })
+    }
+
+    fn get(&self, key: &str) -> &str {
+        // Every key of SETTINGS is given a default in `defaults()`, so the lookup cannot miss.
+        self.values.get(key).map_or("", |(value, _)| value.as_str())
+    }
+
+    fn set(&mut self, setting: &'static Setting, value: String, source: Source) {
+        self.values.insert(setting.key, (value, source));
+    }
+}
+
+/// The inputs to configuration, gathered by the caller (only `cli` reads the process environment).
+#[derive(Debug, Default)]
+pub struct Layers<'a> {
+    /// The config file to read, and whether it was asked for explicitly (a missing explicit file is an error).
+    pub file: Option<(&'a Path, bool)>,
+    /// `(NAME, value)` pairs of the process environment.
+    pub env: Vec<(String, String)>,
+    /// `(key, value, flag)` triples from the command line, highest priority.
+    pub flags: Vec<(&'static str, String, &'static str)>,
+}
+
+/// Merges defaults, file, environment and flags. Returns the merged values and warnings to log once
+/// logging is set up (unknown `FINLLM_*` variables).
+pub fn resolve(layers: &Layers<'_>) -> Result<(Resolved, Vec<String>), ConfigError> {
+    let mut resolved = Resolved { values: BTreeMap::new() };
+    for setting in SETTINGS {
+        resolved.set(setting, setting.default.to_owned(), Source::Default);
+    }
+    if let Some((path, explicit)) = layers.file
+        && (explicit || path.exists())
+    {
+        let text = std::fs::read_to_string(path)
+            .map_err(|reason| ConfigError::Unreadable { path: path.to_owned(), reason })?;
+        apply_file(&mut resolved, path, &text)?;
+    }
+    let mut warnings = Vec::new();
+    for (var, value) in &layers.env {
+        let Some(name) = var.strip_prefix(ENV_PREFIX) else { continue };
+        if name == "CONFIG" {
+            continue;
+        }
+        match SETTINGS.iter().find(|s| env_var(s.key) == *var) {
+            Some(setting) => {
+                let source = Source::Env(var.clone());
+                let value = parse_text(setting, value, &source)?;
+                resolved.set(setting, value, source);
+            }
+            None => warnings.push(format!("ignoring environment variable {var}: no such setting")),
+        }
+    }
+    for (key, value, flag) in &layers.flags {
+        let Some(setting) = SETTINGS.iter().find(|s| s.key == *key) else { continue };
+        let source = Source::Flag((*flag).to_owned());
+        let value = parse_text(setting, value, &source)?;
+        resolved.set(setting, value, source);
+    }
+    Ok((resolved, warnings))
+}
+
+/// The environment variable that sets a key: `server.port` is `FINLLM_SERVER_PORT`.
+pub fn env_var(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn apply_file(resolved: &mut Resolved, path: &Path, text: &str) -> Result<(), ConfigError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let table = DeTable::parse(text).map_err(|err| ConfigError::Syntax {
+        path: path.to_owned(),
+        line: err.span().map_or(1, |span| line_of(span.start)),
+        message: err.message().split_whitespace().collect::<Vec<_>>().join(" "),
+    })?;
+    walk_table(resolved, path, table.get_ref(), "", &line_of)
+}
+
+fn walk_table(
+    resolved: &mut Resolved,
+    path: &Path,
+    table: &DeTable<'_>,
+    prefix: &str,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let full = format!("{prefix}{}", key.get_ref());
+        let line = line_of(key.span().start);
+        if let Some(setting) = SETTINGS.iter().find(|s| s.key == full) {
+            let source = Source::File { path: path.to_owned(), line };
+            let value = parse_toml(setting, value.get_ref(), &source)?;
+            resolved.set(setting, value, source);
+        } else if SETTINGS.iter().any(|s| s.key.starts_with(&format!("{full}."))) {
+            let DeValue::Table(inner) = value.get_ref() else {
+                return Err(ConfigError::BadValue {
+                    origin: Source::File { path: path.to_owned(), line },
+                    key: full,
+                    expected: "a table".to_owned(),
+                    found: describe(value.get_ref()),
+                });
+            };
+            walk_table(resolved, path, inner, &format!("{full}."), line_of)?;
+        } else {
+            let hint =
+                closest_key(&full).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+            return Err(ConfigError::UnknownKey { path: path.to_owned(), line, key: full, hint });
+        }
+    }
+    Ok(())
+}
+
+fn parse_toml(
+    setting: &Setting,
+    value: &DeValue<'_>,
+    source: &Source,
+) -> Result<String, ConfigError> {
+    match value {
+        DeValue::String(text) => parse_text(setting, text, source),
+        _ => Err(bad_value(setting, source, describe(value))),
+    }
+}
+
+/// Validates a value given as text and returns its canonical form.
+fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, ConfigError> {
+    let trimmed = text.trim();
+    let ok = match setting.kind {
+        Kind::Path => !trimmed.is_empty(),
+        Kind::Choice(words) => words.contains(&trimmed.to_ascii_lowercase().as_str()),
+    };
+    if ok {
+        let canonical = match setting.kind {
+            Kind::Choice(_) => trimmed.to_ascii_lowercase(),
+            Kind::Path => trimmed.to_owned(),
+        };
+        Ok(canonical)
+    } else {
+        Err(bad_value(setting, source, format!("{text:?}")))
+    }
+}
+
+fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
+    let expected = match setting.kind {
+        Kind::Path => "a path (string)".to_owned(),
+        Kind::Choice(words) => format!("one of {}", words.join(", ")),
+    };
+    ConfigError::BadValue { origin: source.clone(), key: setting.key.to_owned(), expected, found }
+}
+
+fn describe(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(text) => format!("string {text:?}"),
+        DeValue::Integer(int) => format!("integer {}", int.as_str()),
+        DeValue::Float(float) => format!("float {}", float.as_str()),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Datetime(dt) => format!("datetime {dt}"),
+        DeValue::Array(_) => "an array".to_owned(),
+        DeValue::Table(_) => "a table".to_owned(),
+    }
+}
+
+/// The known key nearest to a misspelt one, when it is close enough to be a plausible typo.
+fn closest_key(key: &str) -> Option<&'static str> {
+    SETTINGS
+        .iter()
+        .map(|s| (edit_distance(key, s.key), s.key))
+        .filter(|(distance, known)| *distance <= 2.max(known.len() / 4))
+        .min()
+        .map(|(_, known)| known)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people reading a terminal.
+    Human,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// The typed configuration every command reads.
+#[derive(Debug)]
+pub struct Config {
+    /// Where embedded stores live.
+    pub data_dir: PathBuf,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Index into error, warn, info, debug, trace.
+    pub log_level: usize,
+}
+
+impl Config {
+    /// The typed view of merged values. Values were validated as each layer was read.
+    pub fn from_resolved(resolved: &Resolved) -> Config {
+        Config {
+            data_dir: PathBuf::from(resolved.get("data_dir")),
+            log_format: if resolved.get("log.format") == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Human
+            },
+            log_level: LOG_LEVELS.iter().position(|l| *l == resolved.get("log.level")).unwrap_or(2),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_passes_its_own_validation() {
+        for setting in SETTINGS {
+            parse_text(setting, setting.default, &Source::Default).unwrap();
+        }
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(closest_key("log.levle"), Some("log.level"));
+        assert_eq!(closest_key("datadir"), Some("data_dir"));
+        assert_eq!(closest_key("completely.different"), None);
+    }
+}

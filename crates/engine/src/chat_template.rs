@@ -1,0 +1,1 @@
+//! Chat templates: the model's own Jinja template, with built-in fallbacks.

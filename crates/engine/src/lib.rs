@@ -1,0 +1,9 @@
+//! finllm's inference engine: Transformer language models on the CPU, with no HTTP and no arguments.
+//!
+//! A private deployment lives or dies by inference cost, so this crate owns the whole path from a model file
+//! to sampled tokens: GGUF and safetensors loading, the model's own tokenizer and chat template, a paged KV
+//! cache written in place, a batched step API that advances many sequences at once (the server's scheduler
+//! drives it), and sampling. Tensors and quantized kernels come from candle; the model code is our own.
+
+pub mod chat_template;
+pub mod tokenizer;

@@ -1,0 +1,1 @@
+//! Tokenizers: Hugging Face `tokenizer.json` and the vocabulary embedded in GGUF metadata.

@@ -1,0 +1,230 @@
+//! Normalisation that undoes the cheap tricks used to hide words from filters, so detectors see one
+//! canonical form: invisible characters, compatibility forms (full width, ligatures, math letters),
+//! traditional characters, homoglyphs from other scripts, leetspeak, 拆字 and junk between CJK characters.
+//!
+//! The output is for matching and classification only; it is lossy on purpose and never shown to users.
+
+use std::{collections::HashMap, sync::OnceLock};
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::tables::{HOMOGLYPH_PAIRS, SPLIT_CHARS, T2S_PAIRS};
+
+/// Longest input normalised; the rest is cut (at a character boundary) so cost stays bounded.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
+
+/// The canonical form of `input` used by every detector: see the module docs for the steps.
+pub fn normalize(input: &str) -> String {
+    let input = truncate(input, MAX_INPUT_BYTES);
+    let visible: String = input.chars().filter(|c| !is_invisible(*c)).collect();
+    let mut out = String::with_capacity(visible.len());
+    for c in visible.nfkc() {
+        let c = fold_char(c);
+        for lower in c.to_lowercase() {
+            out.push(lower);
+        }
+    }
+    let out = undo_split_chars(&out);
+    let out = undo_leetspeak(&out);
+    drop_junk_between_cjk(&out)
+}
+
+/// [`normalize`] for raw bytes: invalid UTF-8 sequences become U+FFFD first.
+pub fn normalize_bytes(input: &[u8]) -> String {
+    normalize(&String::from_utf8_lossy(truncate_bytes(input, MAX_INPUT_BYTES)))
+}
+
+/// Whether `c` renders as nothing (zero-width, bidi controls, tag characters, variation selectors).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// The simplified form of a traditional character, or the character itself.
+pub fn to_simplified(c: char) -> char {
+    t2s().get(&c).copied().unwrap_or(c)
+}
+
+/// Traditional → simplified for a whole string.
+pub fn simplify(input: &str) -> String {
+    input.chars().map(to_simplified).collect()
+}
+
+fn fold_char(c: char) -> char {
+    let c = to_simplified(c);
+    homoglyphs().get(&c).copied().unwrap_or(c)
+}
+
+fn t2s() -> &'static HashMap<char, char> {
+    static TABLE: OnceLock<HashMap<char, char>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let chars: Vec<char> = T2S_PAIRS.chars().filter(|c| !c.is_whitespace()).collect();
+        chars.chunks_exact(2).filter(|p| p[0] != p[1]).map(|p| (p[0], p[1])).collect()
+    })
+}
+
+fn homoglyphs() -> &'static HashMap<char, char> {
+    static TABLE: OnceLock<HashMap<char, char>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut map: HashMap<char, char> = HashMap::new();
+        for &(from, to) in HOMOGLYPH_PAIRS {
+            map.insert(from, to);
+            for upper in from.to_uppercase() {
+                map.entry(upper).or_insert(to);
+            }
+        }
+        map
+    })
+}
+
+fn undo_split_chars(input: &str) -> String {
+    if !input.chars().any(is_cjk) {
+        return input.to_owned();
+    }
+    let mut out = input.to_owned();
+    for (parts, whole) in SPLIT_CHARS {
+        if out.contains(parts) {
+            out = out.replace(parts, whole);
+        }
+    }
+    out
+}
+
+/// Leetspeak digits and symbols inside ASCII words that also hold letters ("h4ck3r" → "hacker");
+/// plain numbers ("2024", "3.5%") are left alone.
+fn undo_leetspeak(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let chars: Vec<char> = word.chars().collect();
+        let interior = (1..chars.len().saturating_sub(1)).any(|i| {
+            leet_letter(chars[i]).is_some()
+                && chars[..i].iter().any(char::is_ascii_alphabetic)
+                && chars[i + 1..].iter().any(char::is_ascii_alphabetic)
+        });
+        if interior && word.len() <= 32 {
+            out.extend(word.chars().map(|c| leet_letter(c).unwrap_or(c)));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in input.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '@' | '$') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn leet_letter(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' => 't',
+        '8' => 'b',
+        _ => return None,
+    })
+}
+
+/// Drops spaces and punctuation wedged between two CJK characters ("洗 * 钱" → "洗钱"), a common way
+/// to split a keyword; sentence punctuation (。！？，) is kept so sentences stay apart.
+fn drop_junk_between_cjk(input: &str) -> String {
+    let chars: Vec<char> = input.chars().collect();
+    let mut out = String::with_capacity(input.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if is_cjk(c) {
+            out.push(c);
+            let mut j = i + 1;
+            while j < chars.len() && j - i <= 3 && is_junk(chars[j]) {
+                j += 1;
+            }
+            if j > i + 1 && j < chars.len() && is_cjk(chars[j]) {
+                i = j;
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+fn is_junk(c: char) -> bool {
+    c == ' '
+        || matches!(c, '*' | '-' | '_' | '.' | '/' | '\\' | '|' | '#' | '~' | '^' | '+' | '·' | '`')
+}
+
+/// Whether `c` is a CJK ideograph (the unified block and extension A).
+pub fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn truncate_bytes(s: &[u8], max: usize) -> &[u8] {
+    &s[..s.len().min(max)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expect: &str) {
+        assert_eq!(normalize(input), expect, "normalize({input:?})");
+    }
+
+    #[test]
+    fn each_step_is_pinned() {
+        check("ＡＢＣ１２３", "abc123"); // full width
+        check("洗\u{200B}钱", "洗钱"); // zero width
+        check("洗\u{E0041}钱\u{FE0F}", "洗钱"); // tag char and variation selector
+        check("洗錢與詐騙", "洗钱与诈骗"); // traditional
+        check("раураl", "paypal"); // Cyrillic lookalikes
+        check("h4ck3r", "hacker"); // leetspeak
+        check("年化3.5%，2024年", "年化3.5%,2024年"); // numbers stay; NFKC makes the comma ASCII
+        check("洗 * 钱", "洗钱"); // junk between CJK
+        check("买木仓", "买枪"); // 拆字
+        check("𝐛𝐨𝐦𝐛", "bomb"); // math bold letters via NFKC
+        check("", "");
+    }
+
+    #[test]
+    fn table_alignment_holds_to_the_end() {
+        for (t, s) in [('萬', '万'), ('錢', '钱'), ('騙', '骗'), ('額', '额'), ('詐', '诈')]
+        {
+            assert_eq!(to_simplified(t), s, "{t}");
+        }
+    }
+
+    #[test]
+    fn bytes_and_huge_input_are_total() {
+        assert_eq!(normalize_bytes(&[0xff, b'a', 0xfe]), "\u{fffd}a\u{fffd}");
+        let huge = "洗".repeat(MAX_INPUT_BYTES);
+        assert!(normalize(&huge).len() <= MAX_INPUT_BYTES);
+    }
+}

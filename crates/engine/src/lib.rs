@@ -5,5 +5,17 @@
 //! cache written in place, a batched step API that advances many sequences at once (the server's scheduler
 //! drives it), and sampling. Tensors and quantized kernels come from candle; the model code is our own.
 
+pub mod attention;
+pub mod batch;
 pub mod chat_template;
+pub mod config;
+pub mod error;
+pub mod gguf;
+pub mod kv_cache;
+pub mod layers;
+mod mmap;
+pub mod model;
+pub mod models;
+pub mod rope;
 pub mod tokenizer;
+pub mod weights;

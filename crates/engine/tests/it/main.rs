@@ -2,3 +2,6 @@
 
 // Tests may panic on failure: clippy.toml covers unit tests, not tests/ (rust-clippy#13981).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
+
+mod fixtures;
+mod golden;

@@ -1,0 +1,354 @@
+//! The architecture-independent description of a decoder-only Transformer that the shared layers, the KV
+//! cache and the scheduler need. Each model file fills it from its Hugging Face `config.json` struct; GGUF
+//! files fill it from their `<arch>.*` metadata keys, so both formats meet in one type.
+
+use candle_core::quantized::gguf_file::Value;
+use serde::Deserialize;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// Which architecture a model is (decides the model file that runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Llama 2/3 family (`LlamaForCausalLM`, GGUF `llama`).
+    Llama,
+    /// Qwen2/2.5 (`Qwen2ForCausalLM`, GGUF `qwen2`): QKV bias, often tied embeddings.
+    Qwen2,
+}
+
+impl Architecture {
+    /// Maps a GGUF `general.architecture` or HF `model_type` name.
+    pub fn from_name(name: &str) -> Result<Architecture> {
+        match name {
+            "llama" | "LlamaForCausalLM" => Ok(Architecture::Llama),
+            "qwen2" | "Qwen2ForCausalLM" => Ok(Architecture::Qwen2),
+            other => Err(EngineError::UnsupportedArchitecture(other.to_owned())),
+        }
+    }
+
+    /// The GGUF name (also the prefix of its metadata keys).
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// How rotary position embeddings pair up the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Dimension `i` pairs with `i + rot/2` (HF `rotate_half`, llama.cpp NEOX).
+    NeoX,
+    /// Dimension `2i` pairs with `2i + 1` (original Llama/GPT-J, llama.cpp NORM; GGUF llama weights are permuted for it).
+    Interleaved,
+}
+
+/// RoPE frequency scaling for context extension.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// Plain RoPE.
+    None,
+    /// Position interpolation: every frequency divided by `factor`.
+    Linear {
+        /// The interpolation factor.
+        factor: f32,
+    },
+    /// YaRN (Peng et al. 2023) as in HF `_compute_yarn_parameters`.
+    Yarn {
+        /// Context extension factor.
+        factor: f32,
+        /// The context the model was trained with.
+        original_max_position: usize,
+        /// Rotations above which dimensions are extrapolated (default 32).
+        beta_fast: f32,
+        /// Rotations below which dimensions are interpolated (default 1).
+        beta_slow: f32,
+        /// Scale applied to cos/sin (default `0.1 ln(factor) + 1`).
+        attention_factor: f32,
+    },
+    /// Llama 3.1 frequency-dependent scaling.
+    Llama3 {
+        /// Scaling factor for low frequencies.
+        factor: f32,
+        /// Low-frequency factor (default 1).
+        low_freq_factor: f32,
+        /// High-frequency factor (default 4).
+        high_freq_factor: f32,
+        /// The context the model was trained with (default 8192).
+        original_max_position: usize,
+    },
+}
+
+/// Rotary embedding parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RopeConfig {
+    /// Base frequency (`rope_theta`).
+    pub theta: f32,
+    /// How many leading dimensions of each head rotate (`head_dim * partial_rotary_factor`).
+    pub rotary_dim: usize,
+    /// Pairing of dimensions.
+    pub style: RopeStyle,
+    /// Frequency scaling.
+    pub scaling: RopeScaling,
+}
+
+/// Everything the shared Transformer code needs to know about a dense decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The architecture.
+    pub arch: Architecture,
+    /// Vocabulary size (rows of the embedding and of the output head).
+    pub vocab_size: usize,
+    /// Residual stream width.
+    pub hidden_size: usize,
+    /// MLP inner width.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (fewer than `n_heads` under grouped-query attention).
+    pub n_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// Rotary embeddings.
+    pub rope: RopeConfig,
+    /// The longest sequence the model supports.
+    pub max_position: usize,
+    /// Whether the output head reuses the token embedding.
+    pub tie_embeddings: bool,
+    /// Whether Q, K and V projections have a bias.
+    pub attention_bias: bool,
+    /// Beginning-of-sequence token, if the model declares one.
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence tokens.
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl ModelConfig {
+    /// Checks the invariants the layers rely on.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(EngineError::Config(m));
+        if self.n_heads == 0 || self.n_kv_heads == 0 || self.n_layers == 0 || self.head_dim == 0 {
+            return bad(format!("zero heads, layers or head_dim in {self:?}"));
+        }
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return bad(format!(
+                "{} heads is not a multiple of {} KV heads",
+                self.n_heads, self.n_kv_heads
+            ));
+        }
+        if self.rope.rotary_dim > self.head_dim || !self.rope.rotary_dim.is_multiple_of(2) {
+            return bad(format!(
+                "rotary dimension {} invalid for head_dim {}",
+                self.rope.rotary_dim, self.head_dim
+            ));
+        }
+        if self.vocab_size == 0 || self.hidden_size == 0 || self.max_position == 0 {
+            return bad("zero vocabulary, hidden size or context".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration from GGUF metadata (`general.architecture` and `<arch>.*` keys).
+    pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+        let arch_name = match file.meta("general.architecture") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(EngineError::Config("GGUF has no general.architecture".to_owned())),
+        };
+        let arch = Architecture::from_name(&arch_name)?;
+        let p = arch.gguf_name();
+        let get_usize = |key: &str| -> Result<Option<usize>> {
+            match file.meta(&format!("{p}.{key}")) {
+                None => Ok(None),
+                Some(v) => meta_usize(v)
+                    .map(Some)
+                    .ok_or_else(|| EngineError::Config(format!("{p}.{key} is not an integer"))),
+            }
+        };
+        let req = |key: &str| -> Result<usize> {
+            get_usize(key)?
+                .ok_or_else(|| EngineError::Config(format!("GGUF metadata lacks {p}.{key}")))
+        };
+        let get_f32 = |key: &str| file.meta(&format!("{p}.{key}")).and_then(meta_f32);
+        let hidden_size = req("embedding_length")?;
+        let n_heads = req("attention.head_count")?;
+        let n_kv_heads = get_usize("attention.head_count_kv")?.unwrap_or(n_heads);
+        let head_dim = get_usize("attention.key_length")?.unwrap_or(hidden_size.checked_div(n_heads).unwrap_or(0));
+        let rotary_dim = get_usize("rope.dimension_count")?.unwrap_or(head_dim);
+        let max_position = req("context_length")?;
+        let scaling = match file.meta(&format!("{p}.rope.scaling.type")) {
+            Some(Value::String(s)) if s == "linear" => {
+                RopeScaling::Linear { factor: get_f32("rope.scaling.factor").unwrap_or(1.0) }
+            }
+            Some(Value::String(s)) if s == "yarn" => {
+                let factor = get_f32("rope.scaling.factor").unwrap_or(1.0);
+                RopeScaling::Yarn {
+                    factor,
+                    original_max_position: get_usize("rope.scaling.original_context_length")?
+                        .unwrap_or(max_position),
+                    beta_fast: get_f32("rope.scaling.yarn_beta_fast").unwrap_or(32.0),
+                    beta_slow: get_f32("rope.scaling.yarn_beta_slow").unwrap_or(1.0),
+                    attention_factor: get_f32("rope.scaling.attn_factor")
+                        .unwrap_or_else(|| yarn_default_mscale(factor)),
+                }
+            }
+            Some(Value::String(s)) if s == "none" => RopeScaling::None,
+            None => RopeScaling::None,
+            Some(v) => {
+                return Err(EngineError::Config(format!("unsupported {p}.rope.scaling.type {v:?}")));
+            }
+        };
+        let style = match arch {
+            Architecture::Llama => RopeStyle::Interleaved,
+            Architecture::Qwen2 => RopeStyle::NeoX,
+        };
+        let vocab_size = match get_usize("vocab_size")? {
+            Some(v) => v,
+            None => match file.meta("tokenizer.ggml.tokens") {
+                Some(Value::Array(a)) => a.len(),
+                _ => file
+                    .content()
+                    .tensor_infos
+                    .get("token_embd.weight")
+                    .map(|t| t.shape.dims()[0])
+                    .unwrap_or(0),
+            },
+        };
+        let token =
+            |key: &str| file.meta(key).and_then(meta_usize).and_then(|v| u32::try_from(v).ok());
+        let cfg = ModelConfig {
+            arch,
+            vocab_size,
+            hidden_size,
+            intermediate_size: req("feed_forward_length")?,
+            n_layers: req("block_count")?,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rms_norm_eps: f64::from(get_f32("attention.layer_norm_rms_epsilon").unwrap_or(1e-6)),
+            rope: RopeConfig {
+                theta: get_f32("rope.freq_base").unwrap_or(10_000.0),
+                rotary_dim,
+                style,
+                scaling,
+            },
+            max_position,
+            tie_embeddings: !file.has_tensor("output.weight"),
+            attention_bias: file.has_tensor("blk.0.attn_q.bias"),
+            bos_token_id: token("tokenizer.ggml.bos_token_id"),
+            eos_token_ids: token("tokenizer.ggml.eos_token_id").into_iter().collect(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// YaRN's default attention scaling (HF `get_mscale`).
+pub(crate) fn yarn_default_mscale(factor: f32) -> f32 {
+    if factor <= 1.0 { 1.0 } else { 0.1 * factor.ln() + 1.0 }
+}
+
+fn meta_usize(v: &Value) -> Option<usize> {
+    match *v {
+        Value::U8(x) => Some(usize::from(x)),
+        Value::U16(x) => Some(usize::from(x)),
+        Value::U32(x) => usize::try_from(x).ok(),
+        Value::U64(x) => usize::try_from(x).ok(),
+        Value::I32(x) => usize::try_from(x).ok(),
+        Value::I64(x) => usize::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+fn meta_f32(v: &Value) -> Option<f32> {
+    match *v {
+        Value::F32(x) => Some(x),
+        Value::F64(x) => Some(x as f32),
+        _ => None,
+    }
+}
+
+/// The `rope_scaling` object of a Hugging Face `config.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfRopeScaling {
+    /// `rope_type` (newer configs) or `type` (older ones).
+    #[serde(alias = "type")]
+    pub rope_type: String,
+    /// Scaling factor.
+    #[serde(default)]
+    pub factor: Option<f32>,
+    /// YaRN / Llama 3: trained context.
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<usize>,
+    /// YaRN.
+    #[serde(default)]
+    pub beta_fast: Option<f32>,
+    /// YaRN.
+    #[serde(default)]
+    pub beta_slow: Option<f32>,
+    /// YaRN.
+    #[serde(default)]
+    pub attention_factor: Option<f32>,
+    /// Llama 3.
+    #[serde(default)]
+    pub low_freq_factor: Option<f32>,
+    /// Llama 3.
+    #[serde(default)]
+    pub high_freq_factor: Option<f32>,
+}
+
+impl HfRopeScaling {
+    /// Converts to the engine's scaling description.
+    pub fn to_scaling(&self, max_position: usize) -> Result<RopeScaling> {
+        let factor = self.factor.unwrap_or(1.0);
+        Ok(match self.rope_type.as_str() {
+            "default" => RopeScaling::None,
+            "linear" => RopeScaling::Linear { factor },
+            "yarn" => RopeScaling::Yarn {
+                factor,
+                original_max_position: self
+                    .original_max_position_embeddings
+                    .unwrap_or(max_position),
+                beta_fast: self.beta_fast.unwrap_or(32.0),
+                beta_slow: self.beta_slow.unwrap_or(1.0),
+                attention_factor: self
+                    .attention_factor
+                    .unwrap_or_else(|| yarn_default_mscale(factor)),
+            },
+            "llama3" => RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: self.low_freq_factor.unwrap_or(1.0),
+                high_freq_factor: self.high_freq_factor.unwrap_or(4.0),
+                original_max_position: self.original_max_position_embeddings.unwrap_or(8192),
+            },
+            other => {
+                return Err(EngineError::Config(format!("unsupported rope_scaling type `{other}`")));
+            }
+        })
+    }
+}
+
+/// `eos_token_id` in config.json: one id or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum HfTokenIds {
+    /// A single id.
+    One(u32),
+    /// Several ids.
+    Many(Vec<u32>),
+}
+
+impl HfTokenIds {
+    /// All ids.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            HfTokenIds::One(x) => vec![*x],
+            HfTokenIds::Many(v) => v.clone(),
+        }
+    }
+}

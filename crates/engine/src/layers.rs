@@ -1,0 +1,182 @@
+//! The Transformer building blocks shared by every architecture: RMSNorm, the SwiGLU MLP, and grouped-query
+//! self-attention over the paged KV cache. Model files compose these; the Bailing MoE models reuse the
+//! attention and norms with their own expert MLPs.
+
+use candle_core::{Device, Tensor};
+
+use crate::attention::{QueryContext, paged_attention};
+use crate::batch::StepBatch;
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::kv_cache::{KvGeometry, LayerKv};
+use crate::rope::{Rope, RopeTables};
+use crate::weights::{Linear, Weights};
+
+/// Root-mean-square layer norm (Zhang & Sennrich 2019).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    /// Loads `<name>` of width `dim`.
+    pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm { weight: w.vector(name, dim)?, eps: eps as f32 })
+    }
+
+    /// Normalises each row of `[tokens, dim]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+    }
+}
+
+/// The gated MLP of Llama-style models: `down(silu(gate(x)) * up(x))` (Shazeer 2020).
+#[derive(Debug, Clone)]
+pub struct SwiGluMlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl SwiGluMlp {
+    /// Loads `<prefix>.{gate,up,down}_proj`.
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        hidden: usize,
+        intermediate: usize,
+    ) -> Result<SwiGluMlp> {
+        Ok(SwiGluMlp {
+            gate: w.linear(&format!("{prefix}.gate_proj"), intermediate, hidden, false)?,
+            up: w.linear(&format!("{prefix}.up_proj"), intermediate, hidden, false)?,
+            down: w.linear(&format!("{prefix}.down_proj"), hidden, intermediate, false)?,
+        })
+    }
+
+    /// Applies the MLP to `[tokens, hidden]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = self.gate.forward(x)?.silu()?;
+        let up = self.up.forward(x)?;
+        self.down.forward(&(gate * up)?)
+    }
+}
+
+/// Grouped-query self-attention with rotary embeddings; K/V go straight into the paged cache.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Loads `<prefix>.{q,k,v,o}_proj` (with Q/K/V biases when the config says so).
+    pub fn load(w: &Weights, prefix: &str, cfg: &ModelConfig) -> Result<Attention> {
+        let (h, nh, nkv, hd) = (cfg.hidden_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
+        let bias = cfg.attention_bias;
+        Ok(Attention {
+            q: w.linear(&format!("{prefix}.q_proj"), nh * hd, h, bias)?,
+            k: w.linear(&format!("{prefix}.k_proj"), nkv * hd, h, bias)?,
+            v: w.linear(&format!("{prefix}.v_proj"), nkv * hd, h, bias)?,
+            o: w.linear(&format!("{prefix}.o_proj"), h, nh * hd, false)?,
+            n_heads: nh,
+            n_kv_heads: nkv,
+            head_dim: hd,
+        })
+    }
+
+    /// Attends every token of the step to its own sequence's cached context (including the step's own tokens).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        batch: &StepBatch,
+        rope: &Rope,
+        tables: &RopeTables,
+        kv: &mut LayerKv,
+        geo: &KvGeometry,
+    ) -> Result<Tensor> {
+        let n = batch.tokens.len();
+        let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let mut q = to_vec(&self.q.forward(x)?)?;
+        let mut k = to_vec(&self.k.forward(x)?)?;
+        let v = to_vec(&self.v.forward(x)?)?;
+        rope.apply(&mut q, nh, hd, tables);
+        rope.apply(&mut k, nkv, hd, tables);
+        let row = nkv * hd;
+        for (t, slot) in batch.slots.iter().enumerate() {
+            kv.write(geo, *slot, &k[t * row..(t + 1) * row], &v[t * row..(t + 1) * row]);
+        }
+        let queries: Vec<QueryContext<'_>> = (0..n)
+            .map(|t| QueryContext {
+                blocks: &batch.seq_blocks[batch.token_seq[t]],
+                context_len: batch.positions[t] + 1,
+            })
+            .collect();
+        let mut out = vec![0.0f32; n * nh * hd];
+        paged_attention(&q, nh, kv, geo, &queries, &mut out);
+        let out = Tensor::from_vec(out, (n, nh * hd), &Device::Cpu)?;
+        self.o.forward(&out)
+    }
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// A pre-norm decoder block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+#[derive(Debug, Clone)]
+pub struct DenseBlock {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: SwiGluMlp,
+}
+
+impl DenseBlock {
+    /// Loads layer `i` under HF names `model.layers.<i>.*`.
+    pub fn load(w: &Weights, cfg: &ModelConfig, i: usize) -> Result<DenseBlock> {
+        let p = format!("model.layers.{i}");
+        let h = cfg.hidden_size;
+        Ok(DenseBlock {
+            input_norm: RmsNorm::load(
+                w,
+                &format!("{p}.input_layernorm.weight"),
+                h,
+                cfg.rms_norm_eps,
+            )?,
+            attn: Attention::load(w, &format!("{p}.self_attn"), cfg)?,
+            post_attention_norm: RmsNorm::load(
+                w,
+                &format!("{p}.post_attention_layernorm.weight"),
+                h,
+                cfg.rms_norm_eps,
+            )?,
+            mlp: SwiGluMlp::load(w, &format!("{p}.mlp"), h, cfg.intermediate_size)?,
+        })
+    }
+
+    /// Runs the block on the step's hidden states `[tokens, hidden]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        batch: &StepBatch,
+        rope: &Rope,
+        tables: &RopeTables,
+        kv: &mut LayerKv,
+        geo: &KvGeometry,
+    ) -> Result<Tensor> {
+        let h = self.attn.forward(&self.input_norm.forward(x)?, batch, rope, tables, kv, geo)?;
+        let x = (x + h)?;
+        let h = self.mlp.forward(&self.post_attention_norm.forward(&x)?)?;
+        Ok((x + h)?)
+    }
+}
+
+pub(crate) fn missing_layer(i: usize) -> EngineError {
+    EngineError::Config(format!("KV cache has no layer {i}: it was built for another model"))
+}

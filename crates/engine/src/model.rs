@@ -1,0 +1,165 @@
+//! What every architecture implements ([`CausalLm`]), the dense decoder stack that Llama and Qwen2 share,
+//! and [`load`], which opens a GGUF file or a Hugging Face folder and builds the right model.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::batch::StepBatch;
+use crate::config::{Architecture, ModelConfig};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::kv_cache::{KvCache, KvCacheConfig};
+use crate::layers::{DenseBlock, RmsNorm, missing_layer};
+use crate::models::{llama, qwen2};
+use crate::rope::Rope;
+use crate::weights::{Embedding, Linear, SafeTensorsFolder, Weights};
+
+/// A causal language model that runs batched steps over the paged KV cache.
+pub trait CausalLm: Send + Sync + std::fmt::Debug {
+    /// The model's dimensions.
+    fn config(&self) -> &ModelConfig;
+
+    /// Runs one step: writes every token's K/V into `cache` and returns logits `[batch.logit_rows.len(), vocab]`
+    /// (or `None` when no logits were requested). Use [`crate::batch::step`] rather than calling this directly.
+    fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>>;
+}
+
+/// Embedding, pre-norm decoder blocks with SwiGLU MLPs, final norm and output head: the Llama layout that
+/// Llama and Qwen2 share (they differ in configuration only: QKV bias, tied head, RoPE base).
+#[derive(Debug, Clone)]
+pub struct DenseDecoder {
+    cfg: ModelConfig,
+    embed: Embedding,
+    blocks: Vec<DenseBlock>,
+    norm: RmsNorm,
+    head: Linear,
+    rope: Rope,
+}
+
+impl DenseDecoder {
+    /// Loads all tensors under their Hugging Face names.
+    pub fn load(w: &Weights, cfg: ModelConfig) -> Result<DenseDecoder> {
+        cfg.validate()?;
+        let embed = w.embedding("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size)?;
+        let blocks =
+            (0..cfg.n_layers).map(|i| DenseBlock::load(w, &cfg, i)).collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(w, "model.norm.weight", cfg.hidden_size, cfg.rms_norm_eps)?;
+        let head = if cfg.tie_embeddings && !w.contains("lm_head.weight") {
+            embed.as_linear()
+        } else {
+            w.linear("lm_head", cfg.vocab_size, cfg.hidden_size, false)?
+        };
+        let rope = Rope::new(&cfg.rope);
+        Ok(DenseDecoder { cfg, embed, blocks, norm, head, rope })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Runs the stack on a step.
+    pub fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>> {
+        let geo = cache.geometry();
+        let mut x = self.embed.forward(&batch.tokens)?;
+        let tables = self.rope.tables(&batch.positions);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let _span = tracing::trace_span!("layer", i).entered();
+            let kv = cache.layer_mut(i).ok_or_else(|| missing_layer(i))?;
+            x = block.forward(&x, batch, &self.rope, &tables, kv, &geo)?;
+        }
+        if batch.logit_rows.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<u32> = batch.logit_rows.iter().map(|&r| r as u32).collect();
+        let x = x.index_select(&Tensor::new(rows.as_slice(), &Device::Cpu)?, 0)?;
+        let x = self.norm.forward(&x)?;
+        Ok(Some(self.head.forward(&x)?))
+    }
+}
+
+/// A loaded model and what came with it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The model.
+    pub model: Box<dyn CausalLm>,
+    /// The GGUF file, when the model came from one (its metadata holds the tokenizer and chat template).
+    pub gguf: Option<GgufFile>,
+    /// The folder, when the model came from a Hugging Face checkpoint (holds tokenizer.json etc.).
+    pub hf_dir: Option<std::path::PathBuf>,
+}
+
+/// Options for [`load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Run one small forward pass after loading so that candle repacks quantized weights now, not on the
+    /// first request.
+    pub warm_up: bool,
+}
+
+/// Opens a `.gguf` file or a Hugging Face folder (`config.json` + safetensors) and builds its model.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let loaded = if path.is_dir() {
+        let cfg_path = path.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|source| EngineError::Io { path: cfg_path.display().to_string(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| EngineError::corrupt(&cfg_path.display().to_string(), e.to_string()))?;
+        let arch_name = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .or_else(|| json.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str()))
+            .ok_or_else(|| EngineError::Config("config.json has no model_type".to_owned()))?;
+        let arch = Architecture::from_name(arch_name)?;
+        let weights = Weights::SafeTensors(SafeTensorsFolder::open(path)?);
+        let model: Box<dyn CausalLm> = match arch {
+            Architecture::Llama => Box::new(llama::Llama::load(
+                &weights,
+                llama::LlamaConfig::from_json(&text)?.into_config()?,
+            )?),
+            Architecture::Qwen2 => Box::new(qwen2::Qwen2::load(
+                &weights,
+                qwen2::Qwen2Config::from_json(&text)?.into_config()?,
+            )?),
+        };
+        LoadedModel { model, gguf: None, hf_dir: Some(path.to_path_buf()) }
+    } else {
+        let file = GgufFile::open(path)?;
+        let cfg = ModelConfig::from_gguf(&file)?;
+        let weights = Weights::Gguf(file);
+        let model: Box<dyn CausalLm> = match cfg.arch {
+            Architecture::Llama => Box::new(llama::Llama::load(&weights, cfg)?),
+            Architecture::Qwen2 => Box::new(qwen2::Qwen2::load(&weights, cfg)?),
+        };
+        let Weights::Gguf(file) = weights else {
+            return Err(EngineError::Config("internal: weights changed kind".to_owned()));
+        };
+        LoadedModel { model, gguf: Some(file), hf_dir: None }
+    };
+    if opts.warm_up {
+        warm_up(loaded.model.as_ref())?;
+    }
+    Ok(loaded)
+}
+
+/// One throw-away step of a few tokens through a private cache: candle repacks quantized weights lazily on
+/// first use (for batched and single-token shapes separately), so this moves that cost to load time.
+pub fn warm_up(model: &dyn CausalLm) -> Result<()> {
+    let cfg = model.config();
+    let mut cache = KvCache::new(
+        cfg,
+        &KvCacheConfig {
+            block_size: 16,
+            max_bytes: KvCache::bytes_per_token(cfg) * 32,
+            max_context: 32,
+        },
+    )?;
+    let seq = cache.add_sequence();
+    let prompt = vec![0u32; 16];
+    let chunk =
+        |tokens| crate::batch::SeqChunk { seq, tokens, logits: crate::batch::LogitsWanted::Last };
+    crate::batch::step(model, &mut cache, &[chunk(&prompt)])?;
+    crate::batch::step(model, &mut cache, &[chunk(&prompt[..1])])?;
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Where a model's tensors come from: a GGUF file or a Hugging Face safetensors folder (single file or
+//! sharded with `model.safetensors.index.json`), both memory-mapped. Model code asks for tensors by their
+//! Hugging Face name; GGUF files are looked up under llama.cpp's name for the same tensor. Every tensor's shape
+//! is checked against what the configuration implies before candle sees it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+use safetensors::tensor::Metadata;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// An open source of weights.
+#[derive(Debug)]
+pub enum Weights {
+    /// A GGUF file (quantized or not).
+    Gguf(GgufFile),
+    /// A Hugging Face folder of safetensors.
+    SafeTensors(SafeTensorsFolder),
+}
+
+/// The safetensors files of a Hugging Face checkpoint, memory-mapped, with their parsed headers.
+#[derive(Debug)]
+pub struct SafeTensorsFolder {
+    files: Vec<(PathBuf, Mmap, usize, Metadata)>,
+    index: HashMap<String, usize>,
+}
+
+impl SafeTensorsFolder {
+    /// Opens `model.safetensors`, or every shard listed in `model.safetensors.index.json`.
+    pub fn open(dir: &Path) -> Result<SafeTensorsFolder> {
+        let index_path = dir.join("model.safetensors.index.json");
+        let names: Vec<String> = if index_path.exists() {
+            let text = read_to_string(&index_path)?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                EngineError::corrupt(&index_path.display().to_string(), e.to_string())
+            })?;
+            let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
+                EngineError::corrupt(&index_path.display().to_string(), "no weight_map object")
+            })?;
+            let mut files: Vec<String> =
+                map.values().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            files.sort();
+            files.dedup();
+            files
+        } else {
+            vec!["model.safetensors".to_owned()]
+        };
+        let mut files = Vec::with_capacity(names.len());
+        let mut index = HashMap::new();
+        for name in names {
+            if name.contains('/') || name.contains("..") {
+                return Err(EngineError::corrupt(
+                    &index_path.display().to_string(),
+                    format!("bad shard name {name}"),
+                ));
+            }
+            let path = dir.join(&name);
+            let map = crate::mmap::map_file(&path)?;
+            let (header_len, meta) = SafeTensors::read_metadata(&map)
+                .map_err(|e| EngineError::corrupt(&path.display().to_string(), e.to_string()))?;
+            for tensor in meta.tensors().keys() {
+                index.insert(tensor.clone(), files.len());
+            }
+            files.push((path, map, header_len, meta));
+        }
+        Ok(SafeTensorsFolder { files, index })
+    }
+
+    fn tensor(&self, name: &str) -> Result<Tensor> {
+        let &file =
+            self.index.get(name).ok_or_else(|| EngineError::MissingTensor(name.to_owned()))?;
+        let (path, map, header_len, meta) = &self.files[file];
+        let info = meta.info(name).ok_or_else(|| EngineError::MissingTensor(name.to_owned()))?;
+        let dtype = match info.dtype {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::BF16 => DType::BF16,
+            other => {
+                return Err(EngineError::UnsupportedQuant {
+                    tensor: name.to_owned(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        let start = 8 + header_len + info.data_offsets.0;
+        let end = 8 + header_len + info.data_offsets.1;
+        let bytes = map.get(start..end).ok_or_else(|| {
+            EngineError::corrupt(
+                &path.display().to_string(),
+                format!("tensor `{name}` out of bounds"),
+            )
+        })?;
+        let t = Tensor::from_raw_buffer(bytes, dtype, &info.shape, &Device::Cpu)?;
+        Ok(t.to_dtype(DType::F32)?)
+    }
+}
+
+/// A linear layer's weight and optional bias, ready to multiply `[tokens, in]` activations.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: QMatMul,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x @ W^T + b` for `x` of shape `[tokens, in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = candle_core::Module::forward(&self.weight, x)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// The token embedding table (kept quantized for GGUF; rows are dequantized on lookup).
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    table: QMatMul,
+    vocab: usize,
+}
+
+impl Embedding {
+    /// Rows for `tokens`, shape `[tokens, hidden]`; ids must be below the vocabulary size (checked by the caller).
+    pub fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
+            return Err(EngineError::InvalidRequest(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.vocab
+            )));
+        }
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        Ok(self.table.embedding(&ids)?)
+    }
+
+    /// The same table as an output head (tied embeddings).
+    pub fn as_linear(&self) -> Linear {
+        Linear { weight: self.table.clone(), bias: None }
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|source| EngineError::Io { path: path.display().to_string(), source })
+}
+
+/// The llama.cpp name of a tensor given its Hugging Face name.
+pub fn gguf_name(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(n) = fixed {
+        return Some(n.to_owned());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, name) = rest.split_once('.')?;
+    let mapped = match name {
+        "input_layernorm.weight" => "attn_norm.weight",
+        "post_attention_layernorm.weight" => "ffn_norm.weight",
+        "self_attn.q_proj.weight" => "attn_q.weight",
+        "self_attn.k_proj.weight" => "attn_k.weight",
+        "self_attn.v_proj.weight" => "attn_v.weight",
+        "self_attn.o_proj.weight" => "attn_output.weight",
+        "self_attn.q_proj.bias" => "attn_q.bias",
+        "self_attn.k_proj.bias" => "attn_k.bias",
+        "self_attn.v_proj.bias" => "attn_v.bias",
+        "mlp.gate_proj.weight" => "ffn_gate.weight",
+        "mlp.up_proj.weight" => "ffn_up.weight",
+        "mlp.down_proj.weight" => "ffn_down.weight",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{mapped}"))
+}
+
+fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<()> {
+    if actual != expected {
+        return Err(EngineError::ShapeMismatch {
+            tensor: name.to_owned(),
+            expected: expected.to_vec(),
+            actual: actual.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+impl Weights {
+    /// Whether a tensor is present (by its Hugging Face name).
+    pub fn contains(&self, hf_name: &str) -> bool {
+        match self {
+            Weights::Gguf(g) => gguf_name(hf_name).is_some_and(|n| g.has_tensor(&n)),
+            Weights::SafeTensors(s) => s.index.contains_key(hf_name),
+        }
+    }
+
+    fn qtensor(&self, hf_name: &str, shape: &[usize]) -> Result<QTensor> {
+        let t = match self {
+            Weights::Gguf(g) => {
+                let name = gguf_name(hf_name)
+                    .ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
+                let info = g
+                    .content()
+                    .tensor_infos
+                    .get(&name)
+                    .ok_or(EngineError::MissingTensor(name.clone()))?;
+                check_shape(&name, info.shape.dims(), shape)?;
+                g.tensor(&name)?
+            }
+            Weights::SafeTensors(s) => {
+                let t = s.tensor(hf_name)?;
+                check_shape(hf_name, t.dims(), shape)?;
+                QTensor::quantize(&t, GgmlDType::F32)?
+            }
+        };
+        Ok(t)
+    }
+
+    fn dense(&self, hf_name: &str, shape: &[usize]) -> Result<Tensor> {
+        match self {
+            Weights::Gguf(_) => Ok(self.qtensor(hf_name, shape)?.dequantize(&Device::Cpu)?),
+            Weights::SafeTensors(s) => {
+                let t = s.tensor(hf_name)?;
+                check_shape(hf_name, t.dims(), shape)?;
+                Ok(t)
+            }
+        }
+    }
+
+    /// A linear layer `[out, in]` with an optional bias `[out]`.
+    pub fn linear(
+        &self,
+        hf_prefix: &str,
+        out_dim: usize,
+        in_dim: usize,
+        bias: bool,
+    ) -> Result<Linear> {
+        let weight_name = format!("{hf_prefix}.weight");
+        let weight = match self {
+            Weights::Gguf(_) => {
+                QMatMul::from_qtensor(self.qtensor(&weight_name, &[out_dim, in_dim])?)?
+            }
+            Weights::SafeTensors(_) => {
+                QMatMul::Tensor(self.dense(&weight_name, &[out_dim, in_dim])?)
+            }
+        };
+        let bias =
+            if bias { Some(self.dense(&format!("{hf_prefix}.bias"), &[out_dim])?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    /// A 1-D f32 vector (norm weights).
+    pub fn vector(&self, hf_name: &str, len: usize) -> Result<Tensor> {
+        self.dense(hf_name, &[len])
+    }
+
+    /// A token embedding `[vocab, hidden]`.
+    pub fn embedding(&self, hf_name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
+        let table = match self {
+            Weights::Gguf(_) => {
+                let q = self.qtensor(hf_name, &[vocab, hidden])?;
+                match q.dtype() {
+                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                        QMatMul::Tensor(q.dequantize(&Device::Cpu)?)
+                    }
+                    _ => QMatMul::QTensor(Arc::new(q)),
+                }
+            }
+            Weights::SafeTensors(_) => QMatMul::Tensor(self.dense(hf_name, &[vocab, hidden])?),
+        };
+        Ok(Embedding { table, vocab })
+    }
+}

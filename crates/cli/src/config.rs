@@ -23,6 +23,19 @@ pub const ENV_PREFIX: &str = "FINLLM_";
 pub enum Kind {
     /// A filesystem path.
     Path,
+    /// A host name or IP address.
+    Host,
+    /// A TCP port; 0 asks the system for a free one.
+    Port,
+    /// A whole number within bounds.
+    Integer {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// A list of http(s) URLs: a TOML array, or comma-separated text in a variable or repeated flags.
+    Urls,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
 }
@@ -62,6 +75,42 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Choice(LOG_LEVELS),
         default: "info",
         help: "least severe level logged: error, warn, info, debug or trace",
+    },
+    Setting {
+        key: "server.host",
+        kind: Kind::Host,
+        default: "127.0.0.1",
+        help: "address `finllm serve` listens on (beyond loopback only with API keys)",
+    },
+    Setting {
+        key: "server.port",
+        kind: Kind::Port,
+        default: "8080",
+        help: "TCP port `finllm serve` listens on",
+    },
+    Setting {
+        key: "server.upstreams",
+        kind: Kind::Urls,
+        default: "",
+        help: "OpenAI-compatible servers to front, tried in order with failover",
+    },
+    Setting {
+        key: "server.upstream_timeout_secs",
+        kind: Kind::Integer { min: 1, max: 3600 },
+        default: "60",
+        help: "seconds an upstream may take to start answering, or pause inside a stream",
+    },
+    Setting {
+        key: "server.upstream_retries",
+        kind: Kind::Integer { min: 0, max: 10 },
+        default: "2",
+        help: "further attempts (on other upstreams first) after a failed upstream request",
+    },
+    Setting {
+        key: "server.max_body_bytes",
+        kind: Kind::Integer { min: 1024, max: 1 << 30 },
+        default: "8388608",
+        help: "largest request body accepted",
     },
 ];
 
@@ -164,6 +213,11 @@ impl Resolved {
     fn get(&self, key: &str) -> &str {
         // Every key of SETTINGS is given a default in `defaults()`, so the lookup cannot miss.
         self.values.get(key).map_or("", |(value, _)| value.as_str())
+    }
+
+    /// A validated numeric value. Validation bounded it to the setting's range, which every caller's type holds.
+    fn number<T: std::str::FromStr + Default>(&self, key: &str) -> T {
+        self.get(key).parse().unwrap_or_default()
     }
 
     fn set(&mut self, setting: &'static Setting, value: String, source: Source) {
@@ -273,33 +327,77 @@ fn parse_toml(
     value: &DeValue<'_>,
     source: &Source,
 ) -> Result<String, ConfigError> {
-    match value {
-        DeValue::String(text) => parse_text(setting, text, source),
-        _ => Err(bad_value(setting, source, describe(value))),
+    match (setting.kind, value) {
+        (Kind::Port | Kind::Integer { .. }, DeValue::Integer(int)) => {
+            let number = i64::from_str_radix(int.as_str(), int.radix());
+            parse_text(
+                setting,
+                &number.map_or_else(|_| int.as_str().to_owned(), |n| n.to_string()),
+                source,
+            )
+            .map_err(|_| bad_value(setting, source, describe(value)))
+        }
+        (Kind::Urls, DeValue::Array(items)) => {
+            let mut urls = Vec::new();
+            for item in items.iter() {
+                match item.get_ref() {
+                    DeValue::String(url) => urls.push(url.to_string()),
+                    other => {
+                        return Err(bad_value(
+                            setting,
+                            source,
+                            format!("an array holding {}", describe(other)),
+                        ));
+                    }
+                }
+            }
+            parse_text(setting, &urls.join(","), source)
+        }
+        (Kind::Port | Kind::Integer { .. } | Kind::Urls, _) => {
+            Err(bad_value(setting, source, describe(value)))
+        }
+        (_, DeValue::String(text)) => parse_text(setting, text, source),
+        (_, _) => Err(bad_value(setting, source, describe(value))),
     }
 }
 
 /// Validates a value given as text and returns its canonical form.
 fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, ConfigError> {
     let trimmed = text.trim();
-    let ok = match setting.kind {
-        Kind::Path => !trimmed.is_empty(),
-        Kind::Choice(words) => words.contains(&trimmed.to_ascii_lowercase().as_str()),
+    let canonical = match setting.kind {
+        Kind::Path if !trimmed.is_empty() => Some(trimmed.to_owned()),
+        Kind::Host if !trimmed.is_empty() && !trimmed.contains(char::is_whitespace) => {
+            Some(trimmed.to_owned())
+        }
+        Kind::Port => trimmed.parse::<u16>().ok().map(|port| port.to_string()),
+        Kind::Integer { min, max } => {
+            trimmed.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).map(|n| n.to_string())
+        }
+        Kind::Urls => {
+            let urls: Vec<&str> =
+                trimmed.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+            let valid = urls.iter().all(|url| {
+                let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+                rest.is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+            });
+            valid.then(|| urls.join(","))
+        }
+        Kind::Choice(words) => {
+            let word = trimmed.to_ascii_lowercase();
+            words.contains(&word.as_str()).then_some(word)
+        }
+        Kind::Path | Kind::Host => None,
     };
-    if ok {
-        let canonical = match setting.kind {
-            Kind::Choice(_) => trimmed.to_ascii_lowercase(),
-            Kind::Path => trimmed.to_owned(),
-        };
-        Ok(canonical)
-    } else {
-        Err(bad_value(setting, source, format!("{text:?}")))
-    }
+    canonical.ok_or_else(|| bad_value(setting, source, format!("{text:?}")))
 }
 
 fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
     let expected = match setting.kind {
         Kind::Path => "a path (string)".to_owned(),
+        Kind::Host => "a host name or IP address (string)".to_owned(),
+        Kind::Port => "a port number from 0 (any free port) to 65535".to_owned(),
+        Kind::Integer { min, max } => format!("a whole number from {min} to {max}"),
+        Kind::Urls => "a list of http:// or https:// URLs".to_owned(),
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
     };
     ConfigError::BadValue { origin: source.clone(), key: setting.key.to_owned(), expected, found }
@@ -360,6 +458,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Index into error, warn, info, debug, trace.
     pub log_level: usize,
+    /// Address `finllm serve` listens on.
+    pub server_host: String,
+    /// Port `finllm serve` listens on.
+    pub server_port: u16,
+    /// Upstream servers `finllm serve` fronts.
+    pub server_upstreams: Vec<String>,
+    /// Seconds an upstream may take to answer.
+    pub server_upstream_timeout_secs: u64,
+    /// Further attempts after a failed upstream request.
+    pub server_upstream_retries: u32,
+    /// Largest request body accepted.
+    pub server_max_body_bytes: usize,
 }
 
 impl Config {
@@ -373,6 +483,17 @@ impl Config {
                 LogFormat::Human
             },
             log_level: LOG_LEVELS.iter().position(|l| *l == resolved.get("log.level")).unwrap_or(2),
+            server_host: resolved.get("server.host").to_owned(),
+            server_port: resolved.number("server.port"),
+            server_upstreams: resolved
+                .get("server.upstreams")
+                .split(',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            server_upstream_timeout_secs: resolved.number("server.upstream_timeout_secs"),
+            server_upstream_retries: resolved.number("server.upstream_retries"),
+            server_max_body_bytes: resolved.number("server.max_body_bytes"),
         }
     }
 }

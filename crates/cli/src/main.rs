@@ -11,6 +11,7 @@ mod logging;
 use std::{io, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use types::ErrorCode;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_FILE, Layers};
 
@@ -43,6 +44,8 @@ enum Command {
     Config(commands::config::ConfigArgs),
     /// Print the table of error codes: HTTP status, type and meaning
     Errors(commands::errors::ErrorsArgs),
+    /// Run the OpenAI-compatible server
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Config(cmd) => commands::config::run(&cmd, &resolved),
         Command::Errors(cmd) => commands::errors::run(&cmd),
+        Command::Serve(_) => commands::serve::run(&config),
     }
 }
 
@@ -79,6 +83,9 @@ fn load_config(args: &Args) -> Result<Loaded, ConfigError> {
     }
     if let Some(format) = &args.log_format {
         layers.flags.push(("log.format", format.clone(), "--log-format"));
+    }
+    if let Command::Serve(serve) = &args.command {
+        layers.flags.extend(serve.flags());
     }
     let (resolved, warnings) = config::resolve(&layers)?;
     let base = Config::from_resolved(&resolved);
@@ -108,5 +115,9 @@ fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("error: {err:#}");
-    if err.downcast_ref::<ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+    let bad_config = err.downcast_ref::<ConfigError>().is_some()
+        || err
+            .downcast_ref::<server::ServerError>()
+            .is_some_and(|e| e.error_code() == types::Code::InvalidConfig);
+    if bad_config { ExitCode::from(2) } else { ExitCode::FAILURE }
 }

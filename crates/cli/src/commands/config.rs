@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::config::{Resolved, env_var};
+use crate::config::{Kind, Resolved, env_var};
 
 /// Arguments of `finllm config`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,16 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
             writeln!(out, "\n[{table}]")?;
             section = table;
         }
-        writeln!(out, "{:<28} # {source}; {}", format!("{key} = {value:?}"), setting.help)?;
+        let literal = match setting.kind {
+            Kind::Port | Kind::Integer { .. } => value.to_owned(),
+            Kind::Urls => {
+                let items: Vec<String> =
+                    value.split(',').filter(|u| !u.is_empty()).map(|u| format!("{u:?}")).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Kind::Path | Kind::Host | Kind::Choice(_) => format!("{value:?}"),
+        };
+        writeln!(out, "{:<36} # {source}; {}", format!("{key} = {literal}"), setting.help)?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod config;
 mod help;
+mod serve;
 
 use std::{path::Path, process::Command};
 

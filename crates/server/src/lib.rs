@@ -1,0 +1,159 @@
+//! `finllm serve`: the only crate that speaks HTTP.
+//!
+//! It puts finllm's capabilities behind the OpenAI wire format, so that the official SDKs, LangChain and curl
+//! examples work unchanged. Model requests go to a [`backend::Backend`]: upstream OpenAI-compatible servers
+//! (vLLM, SGLang, llama.cpp, Ollama, a cloud API) with routing, retries, failover and a circuit breaker, or —
+//! when none is configured — an answer `503` that says how to get a model, while the rest of the API stays up.
+//! Every failure leaves as an OpenAI-style error body whose status and code come from `types::Code`.
+
+pub mod backend;
+mod error;
+mod json;
+mod metrics;
+mod routes;
+mod upstream;
+pub mod wire;
+
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+pub use error::ApiError;
+pub use upstream::UpstreamConfig;
+
+/// Everything `finllm serve` needs to know, built by the CLI from the layered configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// Upstream OpenAI-compatible servers, tried in order with failover.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// How long an upstream may take to start answering (headers), and the longest pause inside a stream.
+    pub upstream_timeout: Duration,
+    /// How many further upstream attempts a failed request gets.
+    pub upstream_retries: u32,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Whether any API key is configured: without keys the server only listens on loopback.
+    pub has_api_keys: bool,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The host is not an IP address or `localhost`.
+    #[error("invalid listen address {0:?}: expected an IP address or localhost")]
+    InvalidHost(String),
+    /// Listening beyond loopback without keys would expose the model to the network unauthenticated.
+    #[error(
+        "refusing to listen on {0}: no API keys are configured, so finllm serve only binds to loopback \
+         (127.0.0.1 or ::1); create a key first or use --host 127.0.0.1"
+    )]
+    PublicWithoutKeys(IpAddr),
+    /// The port is taken or not permitted.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// An upstream URL is not http(s).
+    #[error("invalid upstream URL {0:?}: expected http://host:port or https://host")]
+    InvalidUpstream(String),
+    /// The HTTP client could not be built (TLS roots).
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Client(String),
+    /// Serving failed after start.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl types::ErrorCode for ServerError {
+    fn error_code(&self) -> types::Code {
+        match self {
+            ServerError::InvalidHost(_)
+            | ServerError::PublicWithoutKeys(_)
+            | ServerError::InvalidUpstream(_) => types::Code::InvalidConfig,
+            ServerError::Bind { .. } | ServerError::Client(_) | ServerError::Serve(_) => {
+                types::Code::Internal
+            }
+        }
+    }
+}
+
+/// A server bound to its port, not yet serving: tests read the port before the first request.
+#[derive(Debug)]
+pub struct BoundServer {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+}
+
+impl BoundServer {
+    /// The address actually listened on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests (streams
+    /// included) finish before returning.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve)
+    }
+}
+
+/// Validates the configuration, builds the backends and binds the listening socket.
+pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
+    let ip: IpAddr = match config.host.as_str() {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        host => host.parse().map_err(|_| ServerError::InvalidHost(host.to_owned()))?,
+    };
+    if !ip.is_loopback() && !config.has_api_keys {
+        return Err(ServerError::PublicWithoutKeys(ip));
+    }
+    let backend = backend::Backend::from_config(&config)?;
+    let state = Arc::new(routes::AppState::new(backend, config.body_limit));
+    let app = routes::router(state);
+    let addr = SocketAddr::new(ip, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(BoundServer { listener, app })
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the signal `serve` drains in-flight requests on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, wait forever rather than shut down at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: draining in-flight requests");
+}

@@ -1,0 +1,108 @@
+//! A scripted OpenAI-compatible upstream: answers, fails, hangs or streams slowly, as each test needs.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+/// How the fake upstream answers chat requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// Answers correctly, naming itself in the reply.
+    Healthy,
+    /// Answers 500.
+    Failing,
+    /// Never answers.
+    Hanging,
+    /// Answers 400 like a real server rejecting a parameter.
+    Rejecting,
+}
+
+#[derive(Debug)]
+pub struct Fake {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+}
+
+#[derive(Clone)]
+struct FakeState {
+    name: &'static str,
+    behaviour: Behaviour,
+    hits: Arc<AtomicUsize>,
+}
+
+pub async fn spawn(name: &'static str, model: &'static str, behaviour: Behaviour) -> Fake {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let state = FakeState { name, behaviour, hits: hits.clone() };
+    let app = Router::new()
+        .route(
+            "/v1/models",
+            get(move || async move {
+                axum::Json(serde_json::json!({"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "fake"}]}))
+            }),
+        )
+        .route("/v1/chat/completions", post(chat))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Fake { url, hits }
+}
+
+async fn chat(State(state): State<FakeState>, body: String) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    match state.behaviour {
+        Behaviour::Failing => return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Behaviour::Hanging => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Behaviour::Rejecting => {
+            let body = serde_json::json!({"error": {"message": "bad top_k", "type": "invalid_request_error", "param": "top_k", "code": null}});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        Behaviour::Healthy => {}
+    }
+    // Echo proves the raw body (including extension fields) reached the upstream unchanged.
+    let echo = request.get("top_k").cloned().unwrap_or(serde_json::Value::Null);
+    if request["stream"] == true {
+        let chunks: Vec<Result<String, std::io::Error>> = (0..5)
+            .map(|i| {
+                let chunk = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": format!("{}-{i} ", state.name)}}]});
+                Ok(format!("data: {chunk}\n\n"))
+            })
+            .chain(std::iter::once(Ok("data: [DONE]\n\n".to_owned())))
+            .collect();
+        let stream = futures_util::stream::iter(chunks).then(|chunk| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            chunk
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    axum::Json(serde_json::json!({
+        "object": "chat.completion",
+        "model": request["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("from {}", state.name)}, "finish_reason": "stop"}],
+        "echo_top_k": echo,
+    }))
+    .into_response()
+}
+
+use futures_util::StreamExt;

@@ -5,3 +5,4 @@
 
 mod fixtures;
 mod golden;
+mod tokenizer_parity;

@@ -178,7 +178,8 @@ impl ModelConfig {
         let hidden_size = req("embedding_length")?;
         let n_heads = req("attention.head_count")?;
         let n_kv_heads = get_usize("attention.head_count_kv")?.unwrap_or(n_heads);
-        let head_dim = get_usize("attention.key_length")?.unwrap_or(hidden_size.checked_div(n_heads).unwrap_or(0));
+        let head_dim = get_usize("attention.key_length")?
+            .unwrap_or(hidden_size.checked_div(n_heads).unwrap_or(0));
         let rotary_dim = get_usize("rope.dimension_count")?.unwrap_or(head_dim);
         let max_position = req("context_length")?;
         let scaling = match file.meta(&format!("{p}.rope.scaling.type")) {
@@ -200,7 +201,9 @@ impl ModelConfig {
             Some(Value::String(s)) if s == "none" => RopeScaling::None,
             None => RopeScaling::None,
             Some(v) => {
-                return Err(EngineError::Config(format!("unsupported {p}.rope.scaling.type {v:?}")));
+                return Err(EngineError::Config(format!(
+                    "unsupported {p}.rope.scaling.type {v:?}"
+                )));
             }
         };
         let style = match arch {
@@ -327,7 +330,9 @@ impl HfRopeScaling {
                 original_max_position: self.original_max_position_embeddings.unwrap_or(8192),
             },
             other => {
-                return Err(EngineError::Config(format!("unsupported rope_scaling type `{other}`")));
+                return Err(EngineError::Config(format!(
+                    "unsupported rope_scaling type `{other}`"
+                )));
             }
         })
     }

@@ -17,5 +17,6 @@ mod mmap;
 pub mod model;
 pub mod models;
 pub mod rope;
+pub mod sampling;
 pub mod tokenizer;
 pub mod weights;

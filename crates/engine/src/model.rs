@@ -156,7 +156,9 @@ pub fn warm_up(model: &dyn CausalLm) -> Result<()> {
         },
     )?;
     let seq = cache.add_sequence();
-    let prompt = vec![0u32; 16];
+    // Sixteen tokens take candle's batched matmul path, the seventeenth its single-row path.
+    let n = 16.min(cache.max_context().saturating_sub(1)).max(1);
+    let prompt = vec![0u32; n];
     let chunk =
         |tokens| crate::batch::SeqChunk { seq, tokens, logits: crate::batch::LogitsWanted::Last };
     crate::batch::step(model, &mut cache, &[chunk(&prompt)])?;

@@ -4,5 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
 
 mod fixtures;
+mod bad_input;
+mod batching;
 mod golden;
+mod sampling;
 mod tokenizer_parity;

@@ -1,0 +1,392 @@
+//! Turning logits into the next token: logit bias, repetition / presence / frequency penalties, greedy or
+//! temperature sampling with top-k, top-p and min-p, a seeded RNG so that a request with a seed is
+//! reproducible, per-token logprobs with top-N alternatives, prompt logprobs for evaluation, and stop strings
+//! that cut streamed text exactly at the stop.
+//!
+//! Order of operations follows llama.cpp and vLLM: bias, penalties, then temperature and the truncations.
+//! Reported logprobs are those of the model's raw distribution (log-softmax of the logits before any of the
+//! above), as OpenAI's API and vLLM's default report them.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{EngineError, Result};
+
+/// How to choose tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Softmax temperature; 0 means greedy (always the most likely token).
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens (0: off).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability sums to `top_p` (1: off).
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one (0: off).
+    pub min_p: f32,
+    /// Divide positive (multiply negative) logits of tokens seen in prompt or output (1: off; CTRL, Keskar 2019).
+    pub repetition_penalty: f32,
+    /// Subtracted once from the logit of every token already generated (OpenAI semantics).
+    pub presence_penalty: f32,
+    /// Subtracted per occurrence from the logit of every token already generated.
+    pub frequency_penalty: f32,
+    /// Added to the logits of these tokens (e.g. -100 bans a token).
+    pub logit_bias: HashMap<u32, f32>,
+    /// Seed of the random generator.
+    pub seed: u64,
+    /// Return this many most likely alternatives with each token's logprob (0: only the chosen token's).
+    pub top_logprobs: usize,
+}
+
+impl SamplingParams {
+    /// Greedy decoding with no penalties.
+    pub fn greedy() -> SamplingParams {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            logit_bias: HashMap::new(),
+            seed: 0,
+            top_logprobs: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidRequest(m.to_owned()));
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return bad("temperature must be a finite number >= 0");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p must be in (0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p must be in [0, 1]");
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return bad("repetition_penalty must be a finite number > 0");
+        }
+        if !self.presence_penalty.is_finite() || !self.frequency_penalty.is_finite() {
+            return bad("presence and frequency penalties must be finite");
+        }
+        if self.logit_bias.values().any(|b| b.is_nan()) {
+            return bad("logit_bias values must be numbers");
+        }
+        Ok(())
+    }
+}
+
+/// A token and its log-probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenLogprob {
+    /// The token id.
+    pub token: u32,
+    /// Natural-log probability under the model's raw distribution.
+    pub logprob: f32,
+}
+
+/// The outcome of one sampling step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampled {
+    /// The chosen token.
+    pub token: u32,
+    /// Its log-probability under the model's raw distribution.
+    pub logprob: f32,
+    /// The most likely alternatives, best first (`top_logprobs` of them).
+    pub top: Vec<TokenLogprob>,
+}
+
+/// Samples tokens for one sequence; owns its seeded RNG, so the same seed and logits give the same tokens.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    params: SamplingParams,
+    rng: StdRng,
+}
+
+impl Sampler {
+    /// Validates the parameters and seeds the generator.
+    pub fn new(params: SamplingParams) -> Result<Sampler> {
+        params.validate()?;
+        let rng = StdRng::seed_from_u64(params.seed);
+        Ok(Sampler { params, rng })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &SamplingParams {
+        &self.params
+    }
+
+    /// Chooses the next token from `logits`; `prompt` and `generated` feed the penalties.
+    pub fn sample(&mut self, logits: &[f32], prompt: &[u32], generated: &[u32]) -> Result<Sampled> {
+        let p = &self.params;
+        let mut adjusted: Vec<f32> =
+            logits.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }).collect();
+        for (&token, &bias) in &p.logit_bias {
+            if let Some(l) = adjusted.get_mut(token as usize) {
+                *l += bias;
+            }
+        }
+        apply_penalties(&mut adjusted, p, prompt, generated);
+        let token = if p.temperature == 0.0 {
+            argmax(&adjusted)
+        } else {
+            let candidates = self.truncate(&adjusted);
+            let total: f64 = candidates.iter().map(|c| c.1).sum();
+            let mut r = self.rng.random::<f64>() * total;
+            let mut chosen = candidates.last().map(|c| c.0);
+            for &(id, w) in &candidates {
+                if r < w {
+                    chosen = Some(id);
+                    break;
+                }
+                r -= w;
+            }
+            chosen
+        };
+        let token =
+            token.ok_or_else(|| EngineError::InvalidRequest("every token is masked".to_owned()))?;
+        let logprobs = log_softmax(logits);
+        Ok(Sampled {
+            token,
+            logprob: logprobs[token as usize],
+            top: top_logprobs(&logprobs, self.params.top_logprobs),
+        })
+    }
+
+    /// Temperature, top-k, top-p and min-p: the surviving `(token, unnormalised probability)`, best first.
+    fn truncate(&self, logits: &[f32]) -> Vec<(u32, f64)> {
+        let p = &self.params;
+        let mut cands: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if p.top_k > 0 && p.top_k < cands.len() {
+            cands.select_nth_unstable_by(p.top_k - 1, by_logit);
+            cands.truncate(p.top_k);
+        }
+        cands.sort_unstable_by(by_logit);
+        let Some(&(_, max)) = cands.first() else {
+            return Vec::new();
+        };
+        let inv_t = 1.0 / f64::from(p.temperature);
+        let mut weighted: Vec<(u32, f64)> = cands
+            .iter()
+            .map(|&(id, l)| (id, ((f64::from(l) - f64::from(max)) * inv_t).exp()))
+            .collect();
+        let total: f64 = weighted.iter().map(|w| w.1).sum();
+        if p.top_p < 1.0 {
+            let mut cum = 0.0;
+            let mut keep = weighted.len();
+            for (i, w) in weighted.iter().enumerate() {
+                cum += w.1 / total;
+                if cum >= f64::from(p.top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            weighted.truncate(keep);
+        }
+        if p.min_p > 0.0 {
+            // The best candidate has weight exp(0) = 1.
+            weighted.retain(|w| w.1 >= f64::from(p.min_p));
+        }
+        weighted
+    }
+}
+
+fn apply_penalties(logits: &mut [f32], p: &SamplingParams, prompt: &[u32], generated: &[u32]) {
+    if p.repetition_penalty != 1.0 {
+        let mut seen = vec![false; logits.len()];
+        for &t in prompt.iter().chain(generated) {
+            if let Some(s) = seen.get_mut(t as usize) {
+                *s = true;
+            }
+        }
+        for (l, s) in logits.iter_mut().zip(seen) {
+            if s {
+                *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+            }
+        }
+    }
+    if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for &t in generated {
+            *counts.entry(t).or_default() += 1;
+        }
+        for (t, n) in counts {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l -= p.presence_penalty + p.frequency_penalty * n as f32;
+            }
+        }
+    }
+}
+
+fn argmax(logits: &[f32]) -> Option<u32> {
+    let mut best: Option<(u32, f32)> = None;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > f32::NEG_INFINITY && best.is_none_or(|(_, b)| l > b) {
+            best = Some((i as u32, l));
+        }
+    }
+    best.map(|b| b.0)
+}
+
+/// Natural-log softmax, computed stably in f64.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().filter(|l| !l.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 =
+        logits.iter().map(|&l| (f64::from(l) - f64::from(max)).exp()).filter(|e| !e.is_nan()).sum();
+    let log_z = f64::from(max) + sum.ln();
+    logits.iter().map(|&l| (f64::from(l) - log_z) as f32).collect()
+}
+
+/// The `n` most likely tokens, best first (ties: lower id first).
+pub fn top_logprobs(logprobs: &[f32], n: usize) -> Vec<TokenLogprob> {
+    let mut all: Vec<TokenLogprob> = logprobs
+        .iter()
+        .enumerate()
+        .map(|(i, &lp)| TokenLogprob { token: i as u32, logprob: lp })
+        .collect();
+    let cmp = |a: &TokenLogprob, b: &TokenLogprob| {
+        b.logprob.total_cmp(&a.logprob).then(a.token.cmp(&b.token))
+    };
+    if n == 0 {
+        return Vec::new();
+    }
+    if n < all.len() {
+        all.select_nth_unstable_by(n - 1, cmp);
+        all.truncate(n);
+    }
+    all.sort_unstable_by(cmp);
+    all
+}
+
+/// Log-probability of each prompt token given the ones before it: `rows[i]` are the logits after
+/// `tokens[..=i]` (a step with [`crate::batch::LogitsWanted::All`]), so the result has `tokens.len() - 1`
+/// entries, for `tokens[1..]`. This is what multiple-choice evaluation sums.
+pub fn prompt_logprobs(rows: &[Vec<f32>], tokens: &[u32]) -> Result<Vec<f32>> {
+    if rows.len() + 1 < tokens.len() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{} logit rows cannot score {} tokens",
+            rows.len(),
+            tokens.len()
+        )));
+    }
+    tokens
+        .iter()
+        .skip(1)
+        .zip(rows)
+        .map(|(&t, row)| {
+            log_softmax(row).get(t as usize).copied().ok_or_else(|| {
+                EngineError::InvalidRequest(format!("token id {t} outside the vocabulary"))
+            })
+        })
+        .collect()
+}
+
+/// Holds back streamed text that might be the start of a stop string, and cuts exactly before the first stop.
+#[derive(Debug, Clone)]
+pub struct StopMatcher {
+    stops: Vec<String>,
+    held: String,
+    stopped: bool,
+}
+
+/// What to do with the text after one [`StopMatcher::push`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// Text that is certainly output (never contains any part of a stop string).
+    pub emit: String,
+    /// A stop string was reached: generation ends and nothing after `emit` is output.
+    pub stopped: bool,
+}
+
+impl StopMatcher {
+    /// Matches these stop strings (empty ones are ignored).
+    pub fn new(stops: &[String]) -> StopMatcher {
+        StopMatcher {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            held: String::new(),
+            stopped: false,
+        }
+    }
+
+    /// Adds newly decoded text.
+    pub fn push(&mut self, text: &str) -> StopOutcome {
+        if self.stopped {
+            return StopOutcome { emit: String::new(), stopped: true };
+        }
+        self.held.push_str(text);
+        let first_stop = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
+        if let Some(at) = first_stop {
+            self.stopped = true;
+            let emit = self.held[..at].to_owned();
+            self.held.clear();
+            return StopOutcome { emit, stopped: true };
+        }
+        // Keep the longest tail that is a proper prefix of some stop string.
+        let keep = self
+            .held
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| self.stops.iter().any(|s| s.starts_with(&self.held[i..])))
+            .unwrap_or(self.held.len());
+        let emit = self.held[..keep].to_owned();
+        self.held.drain(..keep);
+        StopOutcome { emit, stopped: false }
+    }
+
+    /// Ends the stream: returns text still held back (it did not become a stop string).
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_exactly_across_pieces() {
+        let stops = vec!["END".to_owned(), "\n\n".to_owned()];
+        let check = |pieces: &[&str], want: &str, want_stop: bool| {
+            let mut m = StopMatcher::new(&stops);
+            let mut out = String::new();
+            let mut stopped = false;
+            for p in pieces {
+                let o = m.push(p);
+                out.push_str(&o.emit);
+                if o.stopped {
+                    stopped = true;
+                    break;
+                }
+            }
+            if !stopped {
+                out.push_str(&m.finish());
+            }
+            assert_eq!((out.as_str(), stopped), (want, want_stop), "{pieces:?}");
+        };
+        check(&["hello E", "N", "D world"], "hello ", true);
+        check(&["hello EN", "X"], "hello ENX", false);
+        check(&["a\n", "\nb"], "a", true);
+        check(&["ENDING"], "", true);
+        check(&["naïve E"], "naïve E", false);
+        check(&["€", "E", "ND"], "€", true);
+    }
+
+    #[test]
+    fn held_text_is_only_a_possible_stop_prefix() {
+        let mut m = StopMatcher::new(&["</s>".to_owned()]);
+        assert_eq!(m.push("ab<").emit, "ab");
+        assert_eq!(m.push("x").emit, "<x");
+        assert_eq!(m.push("</").emit, "");
+        assert_eq!(m.finish(), "</");
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests for `finance`: one binary, one module per tool.
+
+// Tests may panic on failure: clippy.toml covers unit tests, not tests/ (rust-clippy#13981).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod allocation;
+mod liquidity;
+mod rates;
+mod support;

@@ -9,3 +9,4 @@ mod batching;
 mod golden;
 mod sampling;
 mod tokenizer_parity;
+mod chat_template;

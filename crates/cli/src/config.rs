@@ -34,6 +34,10 @@ pub enum Kind {
         /// Largest accepted value.
         max: u64,
     },
+    /// `true` or `false`.
+    Bool,
+    /// A database URL (`postgres://...`, `sqlite://PATH`), or empty for the embedded default.
+    DatabaseUrl,
     /// A list of http(s) URLs: a TOML array, or comma-separated text in a variable or repeated flags.
     Urls,
     /// One of a fixed set of words.
@@ -75,6 +79,18 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Choice(LOG_LEVELS),
         default: "info",
         help: "least severe level logged: error, warn, info, debug or trace",
+    },
+    Setting {
+        key: "database.url",
+        kind: Kind::DatabaseUrl,
+        default: "",
+        help: "keys and audit store: postgres://... to share one database between replicas; empty = SQLite in data_dir",
+    },
+    Setting {
+        key: "audit.fail_open",
+        kind: Kind::Bool,
+        default: "false",
+        help: "serve requests whose audit record cannot be written (default: refuse them with 503)",
     },
     Setting {
         key: "server.host",
@@ -337,6 +353,7 @@ fn parse_toml(
             )
             .map_err(|_| bad_value(setting, source, describe(value)))
         }
+        (Kind::Bool, DeValue::Boolean(b)) => Ok(b.to_string()),
         (Kind::Urls, DeValue::Array(items)) => {
             let mut urls = Vec::new();
             for item in items.iter() {
@@ -353,7 +370,7 @@ fn parse_toml(
             }
             parse_text(setting, &urls.join(","), source)
         }
-        (Kind::Port | Kind::Integer { .. } | Kind::Urls, _) => {
+        (Kind::Port | Kind::Integer { .. } | Kind::Urls | Kind::Bool, _) => {
             Err(bad_value(setting, source, describe(value)))
         }
         (_, DeValue::String(text)) => parse_text(setting, text, source),
@@ -382,6 +399,18 @@ fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, 
             });
             valid.then(|| urls.join(","))
         }
+        Kind::Bool => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some("true".to_owned()),
+            "false" | "0" | "no" | "off" => Some("false".to_owned()),
+            _ => None,
+        },
+        Kind::DatabaseUrl => {
+            let ok = trimmed.is_empty()
+                || ["postgres://", "postgresql://", "sqlite://"]
+                    .iter()
+                    .any(|p| trimmed.starts_with(p));
+            ok.then(|| trimmed.to_owned())
+        }
         Kind::Choice(words) => {
             let word = trimmed.to_ascii_lowercase();
             words.contains(&word.as_str()).then_some(word)
@@ -398,6 +427,10 @@ fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
         Kind::Port => "a port number from 0 (any free port) to 65535".to_owned(),
         Kind::Integer { min, max } => format!("a whole number from {min} to {max}"),
         Kind::Urls => "a list of http:// or https:// URLs".to_owned(),
+        Kind::Bool => "true or false".to_owned(),
+        Kind::DatabaseUrl => {
+            "postgres://USER@HOST/DB, sqlite://PATH, or empty for SQLite in data_dir".to_owned()
+        }
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
     };
     ConfigError::BadValue { origin: source.clone(), key: setting.key.to_owned(), expected, found }
@@ -458,6 +491,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Index into error, warn, info, debug, trace.
     pub log_level: usize,
+    /// Where keys and the audit trail live.
+    pub database: server::Database,
+    /// Serve requests whose audit record cannot be written.
+    pub audit_fail_open: bool,
     /// Address `finllm serve` listens on.
     pub server_host: String,
     /// Port `finllm serve` listens on.
@@ -483,6 +520,13 @@ impl Config {
                 LogFormat::Human
             },
             log_level: LOG_LEVELS.iter().position(|l| *l == resolved.get("log.level")).unwrap_or(2),
+            database: match resolved.get("database.url") {
+                "" => server::Database::Sqlite(
+                    PathBuf::from(resolved.get("data_dir")).join("finllm.sqlite"),
+                ),
+                url => server::Database::parse(url),
+            },
+            audit_fail_open: resolved.get("audit.fail_open") == "true",
             server_host: resolved.get("server.host").to_owned(),
             server_port: resolved.number("server.port"),
             server_upstreams: resolved

@@ -46,6 +46,10 @@ enum Command {
     Errors(commands::errors::ErrorsArgs),
     /// Run the OpenAI-compatible server
     Serve(commands::serve::ServeArgs),
+    /// Create, list and revoke API keys
+    Keys(commands::keys::KeysArgs),
+    /// Verify or export the tamper-evident audit trail
+    Audit(commands::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Config(cmd) => commands::config::run(&cmd, &resolved),
         Command::Errors(cmd) => commands::errors::run(&cmd),
         Command::Serve(_) => commands::serve::run(&config),
+        Command::Keys(cmd) => commands::keys::run(&cmd, &config),
+        Command::Audit(cmd) => commands::audit::run(&cmd, &config),
     }
 }
 

@@ -2,11 +2,14 @@
 //!
 //! The server's handlers see only this enum, so adding the in-process engine is adding a variant.
 
-use axum::response::Response;
 use bytes::Bytes;
 use types::Code;
 
-use crate::{ServerConfig, ServerError, error::ApiError, upstream::UpstreamPool};
+use crate::{
+    ServerConfig, ServerError,
+    error::ApiError,
+    upstream::{Forwarded, UpstreamPool},
+};
 
 /// The component that answers model requests.
 #[derive(Debug)]
@@ -51,7 +54,7 @@ impl Backend {
         model: &str,
         body: Bytes,
         stream: bool,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Forwarded, ApiError> {
         match self {
             Backend::Unavailable => Err(ApiError::new(Code::ModelUnavailable, NO_MODEL_HINT)),
             Backend::Upstream(pool) => pool.forward(path, model, body, stream).await,

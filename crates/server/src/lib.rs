@@ -6,11 +6,14 @@
 //! when none is configured — an answer `503` that says how to get a model, while the rest of the API stays up.
 //! Every failure leaves as an OpenAI-style error body whose status and code come from `types::Code`.
 
+pub mod audit;
 pub mod backend;
 mod error;
 mod json;
+pub mod keys;
 mod metrics;
 mod routes;
+pub mod store;
 mod upstream;
 pub mod wire;
 
@@ -22,6 +25,7 @@ use std::{
 };
 
 pub use error::ApiError;
+pub use store::{Database, Store, StoreError};
 pub use upstream::UpstreamConfig;
 
 /// Everything `finllm serve` needs to know, built by the CLI from the layered configuration.
@@ -39,8 +43,10 @@ pub struct ServerConfig {
     pub upstream_retries: u32,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// Whether any API key is configured: without keys the server only listens on loopback.
-    pub has_api_keys: bool,
+    /// Where keys and the audit trail live.
+    pub database: Database,
+    /// Serve a request even when its audit record cannot be written (default: refuse it).
+    pub audit_fail_open: bool,
 }
 
 /// The server could not start.
@@ -72,6 +78,9 @@ pub enum ServerError {
     /// Serving failed after start.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The database for keys and audit could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl types::ErrorCode for ServerError {
@@ -83,6 +92,7 @@ impl types::ErrorCode for ServerError {
             ServerError::Bind { .. } | ServerError::Client(_) | ServerError::Serve(_) => {
                 types::Code::Internal
             }
+            ServerError::Store(err) => err.error_code(),
         }
     }
 }
@@ -119,11 +129,19 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         "localhost" => IpAddr::from([127, 0, 0, 1]),
         host => host.parse().map_err(|_| ServerError::InvalidHost(host.to_owned()))?,
     };
-    if !ip.is_loopback() && !config.has_api_keys {
+    let store = Store::open(&config.database).await?;
+    let has_keys = store.has_active_keys().await?;
+    if !ip.is_loopback() && !has_keys {
         return Err(ServerError::PublicWithoutKeys(ip));
     }
     let backend = backend::Backend::from_config(&config)?;
-    let state = Arc::new(routes::AppState::new(backend, config.body_limit));
+    let state = Arc::new(routes::AppState::new(
+        backend,
+        store,
+        has_keys,
+        config.audit_fail_open,
+        config.body_limit,
+    ));
     let app = routes::router(state);
     let addr = SocketAddr::new(ip, config.port);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -1,22 +1,34 @@
-//! The HTTP routes and their handlers.
+//! The HTTP routes and their handlers: authentication, rate limits and the audit trail wrap every model call.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
 
 use axum::{
     Router,
+    body::Body,
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bytes::Bytes;
+use futures_util::Stream;
 use types::Code;
 
 use crate::{
+    audit::{self, AuditRecord, Phase},
     backend::Backend,
     error::ApiError,
     json::JsonBody,
+    keys::{self, Limit, RateLimiter},
     metrics::Metrics,
+    store::{KeyRecord, Store},
+    upstream::{ForwardBody, Forwarded},
     wire::{ChatCompletionRequest, CompletionRequest},
 };
 
@@ -25,6 +37,12 @@ use crate::{
 pub struct AppState {
     backend: Backend,
     metrics: Metrics,
+    store: Store,
+    limiter: RateLimiter,
+    /// Whether requests must carry an API key (some active key existed at start).
+    auth_required: bool,
+    /// Whether a request proceeds when its audit record cannot be written.
+    audit_fail_open: bool,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -33,9 +51,23 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    /// State around a backend.
-    pub fn new(backend: Backend, body_limit: usize) -> AppState {
-        AppState { backend, metrics: Metrics::default(), body_limit }
+    /// State around a backend and a store.
+    pub fn new(
+        backend: Backend,
+        store: Store,
+        auth_required: bool,
+        audit_fail_open: bool,
+        body_limit: usize,
+    ) -> AppState {
+        AppState {
+            backend,
+            metrics: Metrics::default(),
+            store,
+            limiter: RateLimiter::default(),
+            auth_required,
+            audit_fail_open,
+            body_limit,
+        }
     }
 }
 
@@ -87,43 +119,260 @@ async fn metrics(State(state): State<SharedState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
-async fn models(State(state): State<SharedState>) -> Response {
-    let data = state.backend.models().await;
-    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+/// The caller's key, when keys are required; `None` on a loopback server without keys.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<KeyRecord>, ApiError> {
+    if !state.auth_required {
+        return Ok(None);
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty());
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            Code::InvalidApiKey,
+            "missing API key: send it as `Authorization: Bearer fk-...` (create one with `finllm keys create`)",
+        ));
+    };
+    match state.store.find_active_key(&keys::hash_key(presented)).await {
+        Ok(Some(key)) => Ok(Some(key)),
+        Ok(None) => {
+            Err(ApiError::new(Code::InvalidApiKey, "the API key is unknown or has been revoked"))
+        }
+        Err(err) => Err(ApiError::from(&err)),
+    }
+}
+
+async fn models(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    let mut data = state.backend.models().await;
+    if let Some(key) = key.filter(|key| !key.models.is_empty()) {
+        data.retain(|entry| {
+            entry["id"].as_str().is_some_and(|id| key.models.iter().any(|m| m == id))
+        });
+    }
+    Ok(axum::Json(serde_json::json!({"object": "list", "data": data})).into_response())
 }
 
 async fn chat_completions(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     mut body: JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
     let stream = body.value.sampling.stream;
-    forward(&state, "/v1/chat/completions", &body.value.model, body.raw, stream).await
+    forward(&state, key, "/v1/chat/completions", &body.value.model, body.raw, stream).await
 }
 
 async fn completions(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     mut body: JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
     let stream = body.value.sampling.stream;
-    forward(&state, "/v1/completions", &body.value.model, body.raw, stream).await
+    forward(&state, key, "/v1/completions", &body.value.model, body.raw, stream).await
 }
 
+/// Checks permissions and limits, writes the request's audit record (refusing the request when that fails
+/// and the policy is fail-closed), calls the backend, and arranges the response record.
 async fn forward(
-    state: &AppState,
-    path: &str,
+    state: &SharedState,
+    key: Option<KeyRecord>,
+    endpoint: &'static str,
     model: &str,
-    raw: bytes::Bytes,
+    raw: Bytes,
     stream: bool,
 ) -> Result<Response, ApiError> {
-    let _in_flight = state.metrics.start();
+    if let Some(key) = &key {
+        if !key.models.is_empty() && !key.models.iter().any(|m| m == model) {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                format!("API key {} may not use model {model:?}", key.id),
+            )
+            .with_param("model"));
+        }
+        if let Err(limit) = state.limiter.admit(key) {
+            let message = match limit {
+                Limit::Requests(n) => {
+                    format!("API key {} is over its limit of {n} requests per minute", key.id)
+                }
+                Limit::Tokens(n) => {
+                    format!("API key {} is over its limit of {n} tokens per minute", key.id)
+                }
+            };
+            return Err(ApiError::new(Code::RateLimited, message));
+        }
+    }
+    let mut record = AuditRecord {
+        phase: Phase::Request,
+        request_id: types::Id::new().to_string(),
+        at: types::Timestamp::now().to_string(),
+        endpoint: endpoint.to_owned(),
+        model: model.to_owned(),
+        key_id: key.as_ref().map(|k| k.id.clone()),
+        tenant: key.as_ref().map(|k| k.tenant.clone()),
+        status: None,
+        stream,
+        prompt_tokens: None,
+        completion_tokens: None,
+        first_byte_ms: None,
+        total_ms: None,
+        client_disconnected: false,
+    };
+    if let Err(err) = audit::append(&state.store, &record).await {
+        if state.audit_fail_open {
+            tracing::error!("audit store failed, serving anyway (audit.fail_open): {err}");
+        } else {
+            tracing::error!("audit store failed, refusing the request: {err}");
+            return Err(ApiError::new(
+                Code::AuditUnavailable,
+                "the audit trail cannot record this request, so it is refused; retry later",
+            ));
+        }
+    }
+    record.phase = Phase::Response;
+    let in_flight = state.metrics.start();
     let started = Instant::now();
-    let response = state.backend.forward(path, model, raw, stream).await?;
-    state.metrics.first_byte(started.elapsed());
-    Ok(response)
+    let forwarded = match state.backend.forward(endpoint, model, raw, stream).await {
+        Ok(forwarded) => forwarded,
+        Err(err) => {
+            record.status = Some(err.code.http_status());
+            record.total_ms = Some(millis(started));
+            finish(state.clone(), key.as_ref(), record);
+            return Err(err);
+        }
+    };
+    drop(in_flight);
+    let Forwarded { status, content_type, body } = forwarded;
+    record.status = Some(status.as_u16());
+    let body = match body {
+        ForwardBody::Full(bytes) => {
+            state.metrics.first_byte(started.elapsed());
+            record.first_byte_ms = Some(millis(started));
+            record.total_ms = record.first_byte_ms;
+            if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                take_usage(&answer, &mut record);
+            }
+            finish(state.clone(), key.as_ref(), record);
+            Body::from(bytes)
+        }
+        ForwardBody::Stream(inner) => Body::from_stream(AuditedStream {
+            inner,
+            state: state.clone(),
+            key,
+            record: Some(record),
+            started,
+            line: Vec::new(),
+        }),
+    };
+    Ok(Forwarded::into_response(status, content_type, body))
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn take_usage(answer: &serde_json::Value, record: &mut AuditRecord) {
+    let usage = &answer["usage"];
+    if let Some(prompt) = usage["prompt_tokens"].as_u64() {
+        record.prompt_tokens = Some(prompt);
+    }
+    if let Some(completion) = usage["completion_tokens"].as_u64() {
+        record.completion_tokens = Some(completion);
+    }
+}
+
+/// Writes the response record and charges the key's token allowance, off the request path.
+fn finish(state: SharedState, key: Option<&KeyRecord>, record: AuditRecord) {
+    if let Some(key) = key {
+        let used = record.prompt_tokens.unwrap_or(0) + record.completion_tokens.unwrap_or(0);
+        state.limiter.charge_tokens(key, used);
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        if let Err(err) = audit::append(&state.store, &record).await {
+            tracing::error!(request_id = %record.request_id, "cannot write the response audit record: {err}");
+        }
+    });
+}
+
+/// Relays a streamed answer, noting the time to first byte and the usage chunk, and writes the response
+/// record when the stream ends or the client goes away (the stream is dropped).
+struct AuditedStream {
+    inner: Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    state: SharedState,
+    key: Option<KeyRecord>,
+    record: Option<AuditRecord>,
+    started: Instant,
+    /// The unfinished last line of what has passed so far.
+    line: Vec<u8>,
+}
+
+impl AuditedStream {
+    fn scan(&mut self, chunk: &[u8]) {
+        let Some(record) = self.record.as_mut() else { return };
+        if record.first_byte_ms.is_none() {
+            record.first_byte_ms = Some(millis(self.started));
+            self.state.metrics.first_byte(self.started.elapsed());
+        }
+        for &byte in chunk {
+            if byte != b'\n' {
+                self.line.push(byte);
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let Some(data) = line.strip_prefix(b"data: ") else { continue };
+            if data.windows(7).any(|w| w == b"\"usage\"")
+                && let Ok(event) = serde_json::from_slice::<serde_json::Value>(data)
+            {
+                take_usage(&event, record);
+            }
+        }
+    }
+
+    fn close(&mut self, disconnected: bool) {
+        if let Some(mut record) = self.record.take() {
+            record.client_disconnected = disconnected;
+            record.total_ms = Some(millis(self.started));
+            finish(self.state.clone(), self.key.as_ref(), record);
+        }
+    }
+}
+
+impl Stream for AuditedStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let chunk = chunk.clone();
+                self.scan(&chunk);
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.close(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for AuditedStream {
+    fn drop(&mut self) {
+        self.close(true);
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -103,8 +103,48 @@ pub struct UpstreamPool {
 }
 
 enum Attempt {
-    Done(Response),
+    Done(Forwarded),
     Failed(ApiError),
+}
+
+/// A relayed answer body: complete, or a stream of server-sent events.
+pub enum ForwardBody {
+    /// The whole answer.
+    Full(Bytes),
+    /// Chunks as the upstream sends them.
+    Stream(
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    ),
+}
+
+impl std::fmt::Debug for ForwardBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardBody::Full(bytes) => write!(f, "Full({} bytes)", bytes.len()),
+            ForwardBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// An upstream's answer, ready to relay.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The upstream's status (2xx or 4xx; 5xx answers are retried, not relayed).
+    pub status: StatusCode,
+    /// The upstream's content type.
+    pub content_type: HeaderValue,
+    /// The body.
+    pub body: ForwardBody,
+}
+
+impl Forwarded {
+    /// Turns the answer into a response, with `body` replaced by the caller's (possibly wrapped) body.
+    pub fn into_response(status: StatusCode, content_type: HeaderValue, body: Body) -> Response {
+        let mut out = Response::new(body);
+        *out.status_mut() = status;
+        out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        out
+    }
 }
 
 impl UpstreamPool {
@@ -221,7 +261,7 @@ impl UpstreamPool {
         model: &str,
         body: Bytes,
         stream: bool,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Forwarded, ApiError> {
         let candidates = self.candidates(model).await?;
         let mut last_error =
             ApiError::new(Code::UpstreamError, "every upstream server is failing (circuit open)");
@@ -287,10 +327,10 @@ impl UpstreamPool {
         upstream.breaker.success();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = if stream && status.is_success() {
-            Body::from_stream(idle_timeout(response.bytes_stream(), self.timeout))
+            ForwardBody::Stream(Box::pin(idle_timeout(response.bytes_stream(), self.timeout)))
         } else {
             match tokio::time::timeout(self.timeout, response.bytes()).await {
-                Ok(Ok(bytes)) => Body::from(bytes),
+                Ok(Ok(bytes)) => ForwardBody::Full(bytes),
                 Ok(Err(err)) => {
                     return Attempt::Failed(ApiError::new(
                         Code::UpstreamError,
@@ -305,13 +345,12 @@ impl UpstreamPool {
                 }
             }
         };
-        let mut out = Response::new(body);
-        *out.status_mut() =
-            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let content_type =
-            content_type.unwrap_or_else(|| HeaderValue::from_static("application/json"));
-        out.headers_mut().insert(header::CONTENT_TYPE, content_type);
-        Attempt::Done(out)
+        Attempt::Done(Forwarded {
+            status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            content_type: content_type
+                .unwrap_or_else(|| HeaderValue::from_static("application/json")),
+            body,
+        })
     }
 }
 

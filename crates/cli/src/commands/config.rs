@@ -40,13 +40,13 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
             section = table;
         }
         let literal = match setting.kind {
-            Kind::Port | Kind::Integer { .. } => value.to_owned(),
+            Kind::Port | Kind::Integer { .. } | Kind::Bool => value.to_owned(),
             Kind::Urls => {
                 let items: Vec<String> =
                     value.split(',').filter(|u| !u.is_empty()).map(|u| format!("{u:?}")).collect();
                 format!("[{}]", items.join(", "))
             }
-            Kind::Path | Kind::Host | Kind::Choice(_) => format!("{value:?}"),
+            Kind::Path | Kind::Host | Kind::Choice(_) | Kind::DatabaseUrl => format!("{value:?}"),
         };
         writeln!(out, "{:<36} # {source}; {}", format!("{key} = {literal}"), setting.help)?;
     }

@@ -1,5 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run` function.
 
+pub mod audit;
 pub mod config;
 pub mod errors;
+pub mod keys;
 pub mod serve;

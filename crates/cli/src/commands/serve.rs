@@ -52,7 +52,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         upstream_timeout: Duration::from_secs(config.server_upstream_timeout_secs),
         upstream_retries: config.server_upstream_retries,
         body_limit: config.server_max_body_bytes,
-        has_api_keys: false,
+        database: config.database.clone(),
+        audit_fail_open: config.audit_fail_open,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

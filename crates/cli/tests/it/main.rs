@@ -11,6 +11,7 @@
 
 mod config;
 mod help;
+mod keys_audit;
 mod serve;
 
 use std::{path::Path, process::Command};

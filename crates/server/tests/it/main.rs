@@ -10,6 +10,7 @@
 )]
 
 mod api_errors;
+mod audit_keys;
 mod fake_upstream;
 mod upstream;
 
@@ -50,7 +51,10 @@ pub fn config(upstreams: &[&str]) -> ServerConfig {
         upstream_timeout: Duration::from_millis(500),
         upstream_retries: 2,
         body_limit: 64 * 1024,
-        has_api_keys: false,
+        database: server::Database::Sqlite(
+            tempfile::tempdir().unwrap().keep().join("finllm.sqlite"),
+        ),
+        audit_fail_open: false,
     }
 }
 

@@ -441,28 +441,27 @@ impl Store {
     /// Marks a key revoked; it stops working at once.
     pub async fn revoke_key(&self, id: &str, at: String) -> Result<(), StoreError> {
         let id = id.to_owned();
-        let changed = match &*self.inner {
-            Inner::Sqlite { .. } => {
-                let id = id.clone();
-                self.sqlite(move |conn| {
-                    conn.execute(
+        let changed =
+            match &*self.inner {
+                Inner::Sqlite { .. } => {
+                    let id = id.clone();
+                    self.sqlite(move |conn| {
+                        conn.execute(
                         "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
                         [&at, &id],
                     )
-                })
-                .await? as u64
-            }
-            Inner::Postgres { client } => {
-                client
+                    })
+                    .await? as u64
+                }
+                Inner::Postgres { client } => client
                     .lock()
                     .await
                     .execute(
                         "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                         &[&at, &id],
                     )
-                    .await?
-            }
-        };
+                    .await?,
+            };
         if changed == 0 { Err(StoreError::NoSuchKey(id)) } else { Ok(()) }
     }
 }

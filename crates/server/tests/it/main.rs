@@ -12,6 +12,7 @@
 mod api_errors;
 mod audit_keys;
 mod fake_upstream;
+mod postgres;
 mod upstream;
 
 use std::{net::SocketAddr, time::Duration};

@@ -10,3 +10,4 @@ mod golden;
 mod sampling;
 mod tokenizer_parity;
 mod chat_template;
+mod tokenizer;

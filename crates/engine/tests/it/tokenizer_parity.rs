@@ -8,6 +8,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use candle_core::quantized::gguf_file::Content;
+use engine::chat_template::{BuiltinTemplate, ChatMessage, ChatTemplate, TemplateOrigin};
 use engine::tokenizer::{StreamDecoder, Tokenizer};
 
 /// The separator llama.cpp's `test-tokenizer-0` puts after every case in a `.inp` file.
@@ -112,4 +113,69 @@ fn deepseek_llm_matches_llama_cpp() {
 #[test]
 fn llama_spm_matches_llama_cpp() {
     check_vocab("llama-spm");
+}
+
+fn load_content(name: &str) -> Option<Content> {
+    let Some(dir) = vocab_dir() else {
+        println!("SKIPPED {name}: ../shared/vocab is absent (see shared/vocab/README.md)");
+        return None;
+    };
+    let mut file = File::open(dir.join(format!("ggml-vocab-{name}.gguf"))).unwrap();
+    Some(Content::read(&mut file).unwrap())
+}
+
+/// Qwen2's GGUF carries its own chat template; rendered and encoded, the turn markers are single control
+/// tokens and both `<|endoftext|>` and `<|im_end|>` end generation.
+#[test]
+fn qwen2_chat_template_and_special_tokens() {
+    let Some(content) = load_content("qwen2") else { return };
+    let tokenizer = Tokenizer::from_gguf(&content).unwrap();
+    let template = ChatTemplate::from_gguf(&content).unwrap();
+    assert_eq!(template.origin(), TemplateOrigin::Model);
+    let rendered = template.render(&[ChatMessage::new("user", "利率是多少?")], None, true).unwrap();
+    assert_eq!(
+        rendered,
+        "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\n利率是多少?<|im_end|>\n\
+         <|im_start|>assistant\n"
+    );
+    let ids = tokenizer.encode_chat(&rendered).unwrap();
+    assert_eq!(ids[0], 151_644, "no BOS for Qwen, <|im_start|> first");
+    assert_eq!(ids.iter().filter(|&&id| id == 151_645).count(), 2);
+    assert_eq!(tokenizer.decode(&ids).unwrap(), rendered);
+    assert!(tokenizer.is_eos(151_643) && tokenizer.is_eos(151_645));
+    assert_eq!(tokenizer.bos_id(), Some(151_643));
+    assert!(!tokenizer.adds_bos());
+
+    // Throughput on a long mixed-script prompt, for orientation only (no assertion on time).
+    let text = std::fs::read_to_string(vocab_dir().unwrap().join("ggml-vocab-qwen2.gguf.inp"))
+        .unwrap()
+        .repeat(60);
+    let start = std::time::Instant::now();
+    let ids = tokenizer.encode(&text, false).unwrap();
+    let elapsed = start.elapsed();
+    println!(
+        "qwen2: encoded {} KiB into {} tokens in {:.1} ms ({:.0} tokens/s)",
+        text.len() / 1024,
+        ids.len(),
+        elapsed.as_secs_f64() * 1e3,
+        ids.len() as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+}
+
+/// The Llama 3 vocabulary has no template in its GGUF: the built-in Llama 3 one is chosen, it writes BOS
+/// itself, and `encode_chat` does not add a second one.
+#[test]
+fn llama_bpe_falls_back_to_builtin_llama3_template() {
+    let Some(content) = load_content("llama-bpe") else { return };
+    let tokenizer = Tokenizer::from_gguf(&content).unwrap();
+    assert!(tokenizer.adds_bos());
+    assert_eq!(tokenizer.encode("Hi", true).unwrap(), [128_000, 13_347]);
+    let template = ChatTemplate::from_gguf(&content).unwrap();
+    assert_eq!(template.origin(), TemplateOrigin::Builtin(BuiltinTemplate::Llama3));
+    let rendered = template.render(&[ChatMessage::new("user", "Hi")], None, true).unwrap();
+    let ids = tokenizer.encode_chat(&rendered).unwrap();
+    assert_eq!(ids.iter().filter(|&&id| id == 128_000).count(), 1, "{ids:?}");
+    assert_eq!(&ids[..2], [128_000, tokenizer.id_of("<|start_header_id|>").unwrap()]);
+    assert!(tokenizer.is_eos(tokenizer.id_of("<|eot_id|>").unwrap()));
 }

@@ -350,3 +350,23 @@ fn hf_dir_reads_bos_and_end_of_generation_ids() {
     let ids = tokenizer.encode_chat("<|endoftext|>hi").unwrap();
     assert_eq!(ids.iter().filter(|&&id| id == eot).count(), 1);
 }
+
+/// Long runs of one character class (padding, separators, a pasted blob) must tokenize, not hit the regex
+/// engine's backtracking limit, and decode back.
+#[test]
+fn long_uniform_runs_tokenize() {
+    let (hf, gguf) = both();
+    let runs = [
+        format!("{}a", " ".repeat(300_000)),
+        format!("x{}y", "\n \t".repeat(100_000)),
+        "!".repeat(200_000),
+        "abc".repeat(100_000),
+        "9".repeat(100_000),
+        "银行".repeat(50_000),
+    ];
+    for text in &runs {
+        let ids = gguf.encode(text, false).unwrap();
+        assert_eq!(gguf.decode(&ids).unwrap(), *text);
+        assert_eq!(hf.encode(text, false).unwrap(), ids, "{:?}…", &text[..10]);
+    }
+}

@@ -10,89 +10,141 @@ use rayon::prelude::*;
 
 use crate::kv_cache::{KvGeometry, LayerKv};
 
-/// Where each query token of a step reads from: its sequence's block table and how many positions it sees.
+/// A run of consecutive query tokens of one sequence (positions `first_context_len - 1` onwards): the unit
+/// of work, so that each cached block is converted from f16 once per tile instead of once per token.
 #[derive(Debug, Clone, Copy)]
-pub struct QueryContext<'a> {
+pub struct QueryTile<'a> {
+    /// Index of the tile's first token in the step.
+    pub first_token: usize,
+    /// Tokens in the tile.
+    pub n_tokens: usize,
     /// The sequence's block table.
     pub blocks: &'a [u32],
-    /// Positions `0..context_len` are visible (the token's own position + 1).
-    pub context_len: usize,
+    /// The first token sees positions `0..first_context_len`; token `i` of the tile sees one more per `i`.
+    pub first_context_len: usize,
 }
 
-/// Computes attention for every query token.
+/// Query tokens per tile: enough to amortise the f16 conversion of a block, small enough to stay in cache.
+pub const QUERY_TILE: usize = 16;
+
+/// Splits a step's tokens into tiles: `token_seq[t]` is token `t`'s sequence, `positions[t]` its position.
+pub fn tiles<'a>(
+    token_seq: &[usize],
+    positions: &[usize],
+    seq_blocks: &'a [Vec<u32>],
+) -> Vec<QueryTile<'a>> {
+    let mut out: Vec<QueryTile<'a>> = Vec::new();
+    for (t, (&seq, &pos)) in token_seq.iter().zip(positions).enumerate() {
+        if let Some(last) = out.last_mut() {
+            let same_run = token_seq[last.first_token] == seq
+                && last.first_context_len + last.n_tokens == pos + 1;
+            if same_run && last.n_tokens < QUERY_TILE {
+                last.n_tokens += 1;
+                continue;
+            }
+        }
+        out.push(QueryTile {
+            first_token: t,
+            n_tokens: 1,
+            blocks: &seq_blocks[seq],
+            first_context_len: pos + 1,
+        });
+    }
+    out
+}
+
+/// Computes causal attention for every query token.
 ///
-/// `q` is `[n_tokens, n_heads, head_dim]`; `out` has the same layout. `queries[t]` says what token `t` sees.
+/// `q` is `[n_tokens, n_heads, head_dim]`; `out` has the same layout. Every token belongs to exactly one tile.
 pub fn paged_attention(
     q: &[f32],
     n_heads: usize,
     kv: &LayerKv,
     geo: &KvGeometry,
-    queries: &[QueryContext<'_>],
+    tiles: &[QueryTile<'_>],
     out: &mut [f32],
 ) {
     let hd = geo.head_dim;
     let group = n_heads / geo.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    // One work item per (token, kv head): `group` query heads, contiguous in q and out.
-    out.par_chunks_mut(group * hd).enumerate().for_each(|(item, out)| {
-        let t = item / geo.n_kv_heads;
-        let kv_head = item % geo.n_kv_heads;
-        let q = &q[item * group * hd..(item + 1) * group * hd];
-        attend_group(q, group, scale, kv, geo, kv_head, &queries[t], out);
-    });
+    let items: Vec<(usize, usize)> =
+        (0..tiles.len()).flat_map(|t| (0..geo.n_kv_heads).map(move |h| (t, h))).collect();
+    let results: Vec<Vec<f32>> = items
+        .par_iter()
+        .map(|&(t, kv_head)| attend_tile(q, n_heads, group, scale, kv, geo, kv_head, &tiles[t]))
+        .collect();
+    for (&(t, kv_head), res) in items.iter().zip(results) {
+        let tile = &tiles[t];
+        for i in 0..tile.n_tokens {
+            let at = ((tile.first_token + i) * n_heads + kv_head * group) * hd;
+            out[at..at + group * hd].copy_from_slice(&res[i * group * hd..(i + 1) * group * hd]);
+        }
+    }
 }
 
+/// One tile and one KV head: returns `[n_tokens, group, head_dim]`.
 #[allow(clippy::too_many_arguments)]
-fn attend_group(
+fn attend_tile(
     q: &[f32],
+    n_heads: usize,
     group: usize,
     scale: f32,
     kv: &LayerKv,
     geo: &KvGeometry,
     kv_head: usize,
-    ctx: &QueryContext<'_>,
-    out: &mut [f32],
-) {
+    tile: &QueryTile<'_>,
+) -> Vec<f32> {
     let hd = geo.head_dim;
     let bs = geo.block_size;
-    let mut max = vec![f32::NEG_INFINITY; group];
-    let mut denom = vec![0.0f32; group];
-    out.fill(0.0);
+    let rows = tile.n_tokens * group;
+    let mut max = vec![f32::NEG_INFINITY; rows];
+    let mut denom = vec![0.0f32; rows];
+    let mut acc = vec![0.0f32; rows * hd];
     let mut keys = vec![0.0f32; bs * hd];
     let mut values = vec![0.0f32; bs * hd];
     let mut scores = vec![0.0f32; bs];
-    let n_blocks = ctx.context_len.div_ceil(bs);
-    for (b, &block) in ctx.blocks[..n_blocks].iter().enumerate() {
-        let n = (ctx.context_len - b * bs).min(bs);
+    let last_context = tile.first_context_len + tile.n_tokens - 1;
+    for (b, &block) in tile.blocks[..last_context.div_ceil(bs)].iter().enumerate() {
+        let n_block = (last_context - b * bs).min(bs);
         let at = geo.index(block, kv_head, 0);
-        convert(&kv.k[at..at + n * hd], &mut keys[..n * hd]);
-        convert(&kv.v[at..at + n * hd], &mut values[..n * hd]);
-        for g in 0..group {
-            let qg = &q[g * hd..(g + 1) * hd];
-            let mut block_max = f32::NEG_INFINITY;
-            for (j, s) in scores[..n].iter_mut().enumerate() {
-                *s = dot(qg, &keys[j * hd..(j + 1) * hd]) * scale;
-                block_max = block_max.max(*s);
+        convert(&kv.k[at..at + n_block * hd], &mut keys[..n_block * hd]);
+        convert(&kv.v[at..at + n_block * hd], &mut values[..n_block * hd]);
+        for i in 0..tile.n_tokens {
+            let visible = (tile.first_context_len + i).saturating_sub(b * bs).min(n_block);
+            if visible == 0 {
+                continue;
             }
-            let new_max = max[g].max(block_max);
-            let acc = &mut out[g * hd..(g + 1) * hd];
-            let correction = (max[g] - new_max).exp();
-            if correction != 1.0 {
-                denom[g] *= correction;
-                acc.iter_mut().for_each(|a| *a *= correction);
+            let token = tile.first_token + i;
+            for g in 0..group {
+                let head = kv_head * group + g;
+                let qg = &q[(token * n_heads + head) * hd..(token * n_heads + head + 1) * hd];
+                let r = i * group + g;
+                let mut block_max = f32::NEG_INFINITY;
+                for (j, s) in scores[..visible].iter_mut().enumerate() {
+                    *s = dot(qg, &keys[j * hd..(j + 1) * hd]) * scale;
+                    block_max = block_max.max(*s);
+                }
+                let new_max = max[r].max(block_max);
+                let a = &mut acc[r * hd..(r + 1) * hd];
+                let correction = (max[r] - new_max).exp();
+                if correction != 1.0 {
+                    denom[r] *= correction;
+                    a.iter_mut().for_each(|x| *x *= correction);
+                }
+                for (j, &s) in scores[..visible].iter().enumerate() {
+                    let p = (s - new_max).exp();
+                    denom[r] += p;
+                    axpy(p, &values[j * hd..(j + 1) * hd], a);
+                }
+                max[r] = new_max;
             }
-            for (j, &s) in scores[..n].iter().enumerate() {
-                let p = (s - new_max).exp();
-                denom[g] += p;
-                axpy(p, &values[j * hd..(j + 1) * hd], acc);
-            }
-            max[g] = new_max;
         }
     }
-    for g in 0..group {
-        let inv = if denom[g] > 0.0 { 1.0 / denom[g] } else { 0.0 };
-        out[g * hd..(g + 1) * hd].iter_mut().for_each(|a| *a *= inv);
+    for r in 0..rows {
+        let inv = if denom[r] > 0.0 { 1.0 / denom[r] } else { 0.0 };
+        acc[r * hd..(r + 1) * hd].iter_mut().for_each(|x| *x *= inv);
     }
+    acc
 }
 
 fn convert(src: &[f16], dst: &mut [f32]) {
@@ -162,8 +214,9 @@ mod tests {
         let n_heads = 4;
         let q: Vec<f32> = (0..n_heads * 8).map(|i| (i as f32 * 0.13).cos()).collect();
         let mut out = vec![0.0; n_heads * 8];
-        let ctx = [QueryContext { blocks: &table, context_len: ctx_len }];
-        paged_attention(&q, n_heads, &kv, &geo, &ctx, &mut out);
+        let tiles =
+            [QueryTile { first_token: 0, n_tokens: 1, blocks: &table, first_context_len: ctx_len }];
+        paged_attention(&q, n_heads, &kv, &geo, &tiles, &mut out);
         for h in 0..n_heads {
             let kvh = h / 2;
             let keys: Vec<Vec<f32>> =

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::attention::{QueryContext, paged_attention};
+use crate::attention::{paged_attention, tiles};
 use crate::batch::StepBatch;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -111,14 +111,9 @@ impl Attention {
         for (t, slot) in batch.slots.iter().enumerate() {
             kv.write(geo, *slot, &k[t * row..(t + 1) * row], &v[t * row..(t + 1) * row]);
         }
-        let queries: Vec<QueryContext<'_>> = (0..n)
-            .map(|t| QueryContext {
-                blocks: &batch.seq_blocks[batch.token_seq[t]],
-                context_len: batch.positions[t] + 1,
-            })
-            .collect();
+        let tiles = tiles(&batch.token_seq, &batch.positions, &batch.seq_blocks);
         let mut out = vec![0.0f32; n * nh * hd];
-        paged_attention(&q, nh, kv, geo, &queries, &mut out);
+        paged_attention(&q, nh, kv, geo, &tiles, &mut out);
         let out = Tensor::from_vec(out, (n, nh * hd), &Device::Cpu)?;
         self.o.forward(&out)
     }

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod chat_template;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
 pub mod layers;

@@ -6,7 +6,9 @@
 mod fixtures;
 mod bad_input;
 mod batching;
+mod generate;
 mod golden;
+mod long_context;
 mod sampling;
 mod tokenizer_parity;
 mod chat_template;

@@ -629,12 +629,15 @@ impl Tokenizer {
 
     fn decode_impl(&self, ids: &[u32], skip_special: bool) -> Result<String, TokenizerError> {
         let mut bytes = Vec::with_capacity(ids.len() * 4);
-        for (i, &id) in ids.iter().enumerate() {
+        let mut first = true;
+        for &id in ids {
             let piece = self.piece(id)?;
             if skip_special && self.kinds[id as usize].is_special() {
                 continue;
             }
-            bytes.extend_from_slice(self.strip_if_first(piece, i == 0));
+            // As Hugging Face's decoders: the space is stripped from the first piece that is written.
+            bytes.extend_from_slice(self.strip_if_first(piece, first));
+            first &= piece.is_empty();
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -955,9 +958,9 @@ impl StreamDecoder {
     /// Adds one token and returns the text it completes (possibly empty).
     pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String, TokenizerError> {
         let piece = tokenizer.piece(id)?;
-        let first = !self.started;
-        self.started = true;
         if !(self.skip_special && tokenizer.kinds[id as usize].is_special()) {
+            let first = !self.started;
+            self.started |= !piece.is_empty();
             self.pending.extend_from_slice(tokenizer.strip_if_first(piece, first));
         }
         Ok(self.take_complete())

@@ -370,3 +370,130 @@ fn long_uniform_runs_tokenize() {
         assert_eq!(hf.encode(text, false).unwrap(), ids, "{:?}…", &text[..10]);
     }
 }
+
+/// Differential test: seeded random strings drawn from ASCII, whitespace, CJK, accents, combining marks,
+/// emoji (with ZWJ) and special-token fragments encode identically through `tokenizer.json` and GGUF, and
+/// decode and stream back to the input.
+#[test]
+fn random_text_agrees_between_loaders_and_round_trips() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    const ALPHABET: &[&str] = &[
+        "a",
+        "e",
+        "t",
+        "r",
+        "The",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "'s",
+        "'LL",
+        "7",
+        "42",
+        ".",
+        "%",
+        "!?",
+        "银",
+        "行",
+        "利率",
+        "é",
+        "ü",
+        "Ä",
+        "\u{301}",
+        "💶",
+        "🦙",
+        "😶\u{200d}🌫\u{fe0f}",
+        "<|im_start|>",
+        "<|im_",
+        "end|>",
+        "ক",
+        "\u{17cb}",
+        "\u{0}",
+        "\u{7f}",
+        "\u{a0}",
+        "\u{2028}",
+    ];
+    let (hf, gguf) = both();
+    let mut rng = StdRng::seed_from_u64(20_241_129);
+    for case in 0..1500 {
+        let len = rng.random_range(0..24);
+        let text: String =
+            (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())]).collect();
+        let ids = gguf.encode(&text, false).unwrap();
+        assert_eq!(hf.encode(&text, false).unwrap(), ids, "case {case}: {text:?}");
+        assert_eq!(gguf.decode(&ids).unwrap(), text, "case {case}");
+        assert_eq!(stream(&gguf, &ids).concat(), text, "case {case}");
+        let literal = gguf.encode_with(&text, false, false).unwrap();
+        assert_eq!(hf.encode_with(&text, false, false).unwrap(), literal, "case {case}: {text:?}");
+        assert_eq!(gguf.decode(&literal).unwrap(), text, "case {case}");
+    }
+}
+
+/// A Llama-2-style `tokenizer.json` (BPE with byte fallback, `▁` for spaces, a decoder that strips the first
+/// space): BOS comes from the post-processor, unknown characters become byte tokens, and decoding — whole,
+/// without special tokens, or streamed — gives the text back.
+#[test]
+fn sentencepiece_style_tokenizer_json_decodes_like_transformers() {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["<unk>", "<s>", "</s>"].iter().enumerate() {
+        vocab.insert((*t).to_owned(), json!(i));
+    }
+    for b in 0..=255u32 {
+        vocab.insert(format!("<0x{b:02X}>"), json!(3 + b));
+    }
+    for piece in ["▁", "r", "a", "t", "e", "ra", "te", "rate", "▁rate", "利", "率"] {
+        let id = vocab.len();
+        vocab.insert(piece.to_owned(), json!(id));
+    }
+    let special = |id: usize, content: &str| {
+        json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false,
+               "normalized": false, "special": true})
+    };
+    let tokenizer_json = json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [special(0, "<unk>"), special(1, "<s>"), special(2, "</s>")],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "▁"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+        ]},
+        "pre_tokenizer": null,
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}
+        ]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                  "vocab": vocab, "merges": ["r a", "t e", "ra te", "▁ rate"]}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer_json.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"bos_token": "<s>", "eos_token": "</s>"}"#,
+    )
+    .unwrap();
+    let tokenizer = Tokenizer::from_hf_dir(dir.path()).unwrap();
+    assert!(tokenizer.adds_bos());
+    let text = "rate 利率 银";
+    let ids = tokenizer.encode(text, true).unwrap();
+    let rate = tokenizer.id_of("▁rate").unwrap();
+    assert_eq!(&ids[..2], [1, rate]);
+    let bytes: Vec<u32> = "银".bytes().map(|b| 3 + u32::from(b)).collect();
+    assert!(ids.ends_with(&bytes), "{ids:?}");
+    assert_eq!(tokenizer.decode(&ids).unwrap(), format!("<s> {text}"));
+    assert_eq!(tokenizer.decode_skip_special(&ids).unwrap(), text);
+    assert_eq!(tokenizer.decode(&ids[1..]).unwrap(), text);
+    let mut decoder = StreamDecoder::new().skip_special(true);
+    let streamed: String = ids.iter().map(|&id| decoder.push(&tokenizer, id).unwrap()).collect();
+    assert_eq!(streamed + &decoder.finish(), text);
+    assert!(tokenizer.is_eos(2));
+}

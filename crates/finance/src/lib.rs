@@ -8,12 +8,18 @@
 //! a `run(Value) -> Result<Value, FinanceError>` entry point, collected in [`tools::registry`].
 
 pub mod allocation;
+pub mod calc;
+pub mod credit;
 mod error;
 pub mod linalg;
 pub mod liquidity;
+pub mod portfolio;
 pub mod prices;
 pub mod rates;
+pub mod rating;
 pub mod stats;
+pub mod suitability;
 pub mod table;
+pub mod tools;
 
 pub use error::{FinanceError, Result};

@@ -10,6 +10,12 @@
 )]
 
 mod allocation;
+mod calc;
+mod credit;
 mod liquidity;
+mod portfolio;
 mod rates;
+mod rating;
+mod suitability;
 mod support;
+mod tools;

@@ -36,6 +36,8 @@ pub enum Kind {
     },
     /// `true` or `false`.
     Bool,
+    /// A filesystem path, or empty for none.
+    OptionalPath,
     /// A database URL (`postgres://...`, `sqlite://PATH`), or empty for the embedded default.
     DatabaseUrl,
     /// A list of http(s) URLs: a TOML array, or comma-separated text in a variable or repeated flags.
@@ -103,6 +105,24 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Port,
         default: "8080",
         help: "TCP port `finllm serve` listens on",
+    },
+    Setting {
+        key: "server.model",
+        kind: Kind::OptionalPath,
+        default: "",
+        help: "model served in-process: a .gguf file or a Hugging Face folder (empty: none)",
+    },
+    Setting {
+        key: "server.kv_cache_mib",
+        kind: Kind::Integer { min: 1, max: 1 << 20 },
+        default: "1024",
+        help: "MiB of KV cache shared by all sequences of the in-process model",
+    },
+    Setting {
+        key: "server.max_context",
+        kind: Kind::Integer { min: 16, max: 1 << 20 },
+        default: "32768",
+        help: "longest sequence (prompt + output) for the in-process model, capped at its window",
     },
     Setting {
         key: "server.upstreams",
@@ -383,6 +403,7 @@ fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, 
     let trimmed = text.trim();
     let canonical = match setting.kind {
         Kind::Path if !trimmed.is_empty() => Some(trimmed.to_owned()),
+        Kind::OptionalPath => Some(trimmed.to_owned()),
         Kind::Host if !trimmed.is_empty() && !trimmed.contains(char::is_whitespace) => {
             Some(trimmed.to_owned())
         }
@@ -428,6 +449,7 @@ fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
         Kind::Integer { min, max } => format!("a whole number from {min} to {max}"),
         Kind::Urls => "a list of http:// or https:// URLs".to_owned(),
         Kind::Bool => "true or false".to_owned(),
+        Kind::OptionalPath => "a path (string), or empty".to_owned(),
         Kind::DatabaseUrl => {
             "postgres://USER@HOST/DB, sqlite://PATH, or empty for SQLite in data_dir".to_owned()
         }
@@ -499,6 +521,12 @@ pub struct Config {
     pub server_host: String,
     /// Port `finllm serve` listens on.
     pub server_port: u16,
+    /// The model served in-process.
+    pub server_model: Option<PathBuf>,
+    /// KV cache size for the in-process model.
+    pub server_kv_cache_mib: usize,
+    /// Longest sequence for the in-process model.
+    pub server_max_context: usize,
     /// Upstream servers `finllm serve` fronts.
     pub server_upstreams: Vec<String>,
     /// Seconds an upstream may take to answer.
@@ -529,6 +557,9 @@ impl Config {
             audit_fail_open: resolved.get("audit.fail_open") == "true",
             server_host: resolved.get("server.host").to_owned(),
             server_port: resolved.number("server.port"),
+            server_model: Some(resolved.get("server.model")).filter(|m| !m.is_empty()).map(PathBuf::from),
+            server_kv_cache_mib: resolved.number("server.kv_cache_mib"),
+            server_max_context: resolved.number("server.max_context"),
             server_upstreams: resolved
                 .get("server.upstreams")
                 .split(',')

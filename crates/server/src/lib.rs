@@ -8,11 +8,13 @@
 
 pub mod audit;
 pub mod backend;
+pub mod engine_backend;
 mod error;
 mod json;
 pub mod keys;
 mod metrics;
 mod routes;
+pub mod scheduler;
 pub mod store;
 mod upstream;
 pub mod wire;
@@ -35,6 +37,8 @@ pub struct ServerConfig {
     pub host: String,
     /// Port to listen on; 0 picks a free one (tests).
     pub port: u16,
+    /// The in-process model, when one is configured (takes precedence over upstreams).
+    pub engine: Option<engine_backend::EngineConfig>,
     /// Upstream OpenAI-compatible servers, tried in order with failover.
     pub upstreams: Vec<UpstreamConfig>,
     /// How long an upstream may take to start answering (headers), and the longest pause inside a stream.
@@ -78,6 +82,9 @@ pub enum ServerError {
     /// Serving failed after start.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The model could not be loaded.
+    #[error("cannot load the model {0}")]
+    Model(String),
     /// The database for keys and audit could not be opened.
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
@@ -89,6 +96,7 @@ impl types::ErrorCode for ServerError {
             ServerError::InvalidHost(_)
             | ServerError::PublicWithoutKeys(_)
             | ServerError::InvalidUpstream(_) => types::Code::InvalidConfig,
+            ServerError::Model(_) => types::Code::UnsupportedFormat,
             ServerError::Bind { .. } | ServerError::Client(_) | ServerError::Serve(_) => {
                 types::Code::Internal
             }
@@ -134,7 +142,12 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     if !ip.is_loopback() && !has_keys {
         return Err(ServerError::PublicWithoutKeys(ip));
     }
-    let backend = backend::Backend::from_config(&config)?;
+    let backend = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || backend::Backend::from_config(&config))
+            .await
+            .map_err(|err| ServerError::Model(format!("loader crashed: {err}")))??
+    };
     let state = Arc::new(routes::AppState::new(
         backend,
         store,

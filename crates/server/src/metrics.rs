@@ -8,7 +8,7 @@ use std::{
     fmt::Write,
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -114,5 +114,38 @@ pub struct InFlight<'a>(&'a Metrics);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Appends the engine scheduler's gauges and counters.
+pub fn render_scheduler(stats: &crate::scheduler::SchedulerStats, out: &mut String) {
+    let rows: [(&str, &str, &str, &AtomicUsize); 7] = [
+        ("finllm_queue_depth", "gauge", "Requests waiting for admission.", &stats.waiting),
+        ("finllm_running_sequences", "gauge", "Sequences generating now.", &stats.running),
+        (
+            "finllm_kv_cache_used_tokens",
+            "gauge",
+            "KV-cache token slots in use.",
+            &stats.kv_used_tokens,
+        ),
+        (
+            "finllm_kv_cache_total_tokens",
+            "gauge",
+            "KV-cache token slots in all.",
+            &stats.kv_total_tokens,
+        ),
+        ("finllm_generated_tokens_total", "counter", "Tokens generated.", &stats.generated_tokens),
+        ("finllm_prompt_tokens_total", "counter", "Prompt tokens computed.", &stats.prompt_tokens),
+        (
+            "finllm_cached_prompt_tokens_total",
+            "counter",
+            "Prompt tokens reused from cached prefixes.",
+            &stats.cached_prompt_tokens,
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
     }
 }

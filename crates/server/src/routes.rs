@@ -22,7 +22,7 @@ use types::Code;
 
 use crate::{
     audit::{self, AuditRecord, Phase},
-    backend::Backend,
+    backend::{Backend, ModelCall},
     error::ApiError,
     json::JsonBody,
     keys::{self, Limit, RateLimiter},
@@ -116,7 +116,11 @@ async fn ready(State(state): State<SharedState>) -> Response {
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    if let Some(engine) = state.backend.engine() {
+        crate::metrics::render_scheduler(engine.stats(), &mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The caller's key, when keys are required; `None` on a loopback server without keys.
@@ -170,8 +174,7 @@ async fn chat_completions(
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
-    let stream = body.value.sampling.stream;
-    forward(&state, key, "/v1/chat/completions", &body.value.model, body.raw, stream).await
+    forward(&state, key, ModelCall::Chat(&body.value), body.raw).await
 }
 
 async fn completions(
@@ -182,8 +185,7 @@ async fn completions(
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
-    let stream = body.value.sampling.stream;
-    forward(&state, key, "/v1/completions", &body.value.model, body.raw, stream).await
+    forward(&state, key, ModelCall::Completion(&body.value), body.raw).await
 }
 
 /// Checks permissions and limits, writes the request's audit record (refusing the request when that fails
@@ -191,11 +193,10 @@ async fn completions(
 async fn forward(
     state: &SharedState,
     key: Option<KeyRecord>,
-    endpoint: &'static str,
-    model: &str,
+    call: ModelCall<'_>,
     raw: Bytes,
-    stream: bool,
 ) -> Result<Response, ApiError> {
+    let (endpoint, model, stream) = (call.path(), call.model(), call.stream());
     if let Some(key) = &key {
         if !key.models.is_empty() && !key.models.iter().any(|m| m == model) {
             return Err(ApiError::new(
@@ -246,7 +247,7 @@ async fn forward(
     record.phase = Phase::Response;
     let in_flight = state.metrics.start();
     let started = Instant::now();
-    let forwarded = match state.backend.forward(endpoint, model, raw, stream).await {
+    let forwarded = match state.backend.forward(call, raw).await {
         Ok(forwarded) => forwarded,
         Err(err) => {
             record.status = Some(err.code.http_status());

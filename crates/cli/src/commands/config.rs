@@ -46,7 +46,9 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
                     value.split(',').filter(|u| !u.is_empty()).map(|u| format!("{u:?}")).collect();
                 format!("[{}]", items.join(", "))
             }
-            Kind::Path | Kind::Host | Kind::Choice(_) | Kind::DatabaseUrl => format!("{value:?}"),
+            Kind::Path | Kind::OptionalPath | Kind::Host | Kind::Choice(_) | Kind::DatabaseUrl => {
+                format!("{value:?}")
+            }
         };
         writeln!(out, "{:<36} # {source}; {}", format!("{key} = {literal}"), setting.help)?;
     }

@@ -13,6 +13,9 @@ pub struct ServeArgs {
     /// Port to listen on (config key `server.port`)
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
+    /// Serve this model in-process: a .gguf file or a Hugging Face folder (config key `server.model`)
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<String>,
     /// Front an OpenAI-compatible server; repeat for failover (config key `server.upstreams`)
     #[arg(long = "upstream", value_name = "URL")]
     pub upstreams: Vec<String>,
@@ -24,6 +27,9 @@ impl ServeArgs {
         let mut flags = Vec::new();
         if let Some(host) = &self.host {
             flags.push(("server.host", host.clone(), "--host"));
+        }
+        if let Some(model) = &self.model {
+            flags.push(("server.model", model.clone(), "--model"));
         }
         if let Some(port) = &self.port {
             flags.push(("server.port", port.clone(), "--port"));
@@ -37,7 +43,17 @@ impl ServeArgs {
 
 /// Starts the server and blocks until SIGTERM or Ctrl-C has drained in-flight requests.
 pub fn run(config: &Config) -> anyhow::Result<()> {
+    let engine = config.server_model.as_ref().map(|model| server::engine_backend::EngineConfig {
+        model: model.clone(),
+        kv_cache_bytes: config.server_kv_cache_mib * 1024 * 1024,
+        max_context: config.server_max_context,
+        scheduler: server::engine_backend::default_scheduler(),
+    });
+    if let Some(engine) = &engine {
+        tracing::info!("loading {}", engine.model.display());
+    }
     let server_config = server::ServerConfig {
+        engine,
         host: config.server_host.clone(),
         port: config.server_port,
         upstreams: config
@@ -61,7 +77,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         if let Some(addr) = bound.local_addr() {
             tracing::info!("finllm serve listening on http://{addr}");
         }
-        if config.server_upstreams.is_empty() {
+        if config.server_upstreams.is_empty() && config.server_model.is_none() {
             tracing::warn!("{}", server::backend::NO_MODEL_HINT);
         }
         bound.serve(server::shutdown_signal()).await?;

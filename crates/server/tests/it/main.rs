@@ -11,6 +11,7 @@
 
 mod api_errors;
 mod audit_keys;
+mod engine;
 mod fake_upstream;
 mod postgres;
 mod upstream;
@@ -45,6 +46,7 @@ pub fn config(upstreams: &[&str]) -> ServerConfig {
     ServerConfig {
         host: "127.0.0.1".to_owned(),
         port: 0,
+        engine: None,
         upstreams: upstreams
             .iter()
             .map(|url| UpstreamConfig { url: (*url).to_owned(), api_key: None, models: Vec::new() })

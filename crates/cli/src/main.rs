@@ -44,14 +44,12 @@ enum Command {
     Config(commands::config::ConfigArgs),
     /// Print the table of error codes: HTTP status, type and meaning
     Errors(commands::errors::ErrorsArgs),
-    /// Exact financial tools: liquidity, rates, portfolio, allocation, suitability, loans, ratings, calculator
     /// Run the OpenAI-compatible server
     Serve(commands::serve::ServeArgs),
     /// Create, list and revoke API keys
     Keys(commands::keys::KeysArgs),
     /// Verify or export the tamper-evident audit trail
     Audit(commands::audit::AuditArgs),
-    /// Knowledge base: add, remove, list, search documents; stats, retrieval eval, corpus cleaning
 }
 
 fn main() -> ExitCode {

@@ -44,6 +44,8 @@ enum Command {
     Config(commands::config::ConfigArgs),
     /// Print the table of error codes: HTTP status, type and meaning
     Errors(commands::errors::ErrorsArgs),
+    /// Continue a raw prompt with a local model (GGUF file or Hugging Face folder)
+    Generate(commands::generate::GenerateArgs),
     /// Run the OpenAI-compatible server
     Serve(commands::serve::ServeArgs),
     /// Create, list and revoke API keys
@@ -70,6 +72,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Config(cmd) => commands::config::run(&cmd, &resolved),
         Command::Errors(cmd) => commands::errors::run(&cmd),
+        Command::Generate(cmd) => commands::generate::run(&cmd),
         Command::Serve(_) => commands::serve::run(&config),
         Command::Keys(cmd) => commands::keys::run(&cmd, &config),
         Command::Audit(cmd) => commands::audit::run(&cmd, &config),

@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod config;
 pub mod errors;
+pub mod generate;
 pub mod keys;
 pub mod serve;

@@ -10,6 +10,7 @@
 )]
 
 mod config;
+mod generate;
 mod help;
 mod keys_audit;
 mod serve;

@@ -497,3 +497,12 @@ fn sentencepiece_style_tokenizer_json_decodes_like_transformers() {
     assert_eq!(streamed + &decoder.finish(), text);
     assert!(tokenizer.is_eos(2));
 }
+
+/// The server shares one tokenizer and one template between request threads.
+#[test]
+fn tokenizer_and_template_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Tokenizer>();
+    shared::<StreamDecoder>();
+    shared::<engine::chat_template::ChatTemplate>();
+}

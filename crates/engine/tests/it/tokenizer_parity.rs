@@ -129,7 +129,12 @@ fn load_content(name: &str) -> Option<Content> {
 #[test]
 fn qwen2_chat_template_and_special_tokens() {
     let Some(content) = load_content("qwen2") else { return };
+    let start = std::time::Instant::now();
     let tokenizer = Tokenizer::from_gguf(&content).unwrap();
+    println!(
+        "qwen2: tokenizer built from GGUF metadata in {:.0} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let template = ChatTemplate::from_gguf(&content).unwrap();
     assert_eq!(template.origin(), TemplateOrigin::Model);
     let rendered = template.render(&[ChatMessage::new("user", "利率是多少?")], None, true).unwrap();

@@ -125,6 +125,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "longest sequence (prompt + output) for the in-process model, capped at its window",
     },
     Setting {
+        key: "server.assistant_tools",
+        kind: Kind::Bool,
+        default: "false",
+        help: "assistant mode: offer the finance tools to the model and run its calls (chat requests without tools)",
+    },
+    Setting {
         key: "server.upstreams",
         kind: Kind::Urls,
         default: "",
@@ -527,6 +533,8 @@ pub struct Config {
     pub server_kv_cache_mib: usize,
     /// Longest sequence for the in-process model.
     pub server_max_context: usize,
+    /// Assistant mode with the finance tools.
+    pub server_assistant_tools: bool,
     /// Upstream servers `finllm serve` fronts.
     pub server_upstreams: Vec<String>,
     /// Seconds an upstream may take to answer.
@@ -557,9 +565,12 @@ impl Config {
             audit_fail_open: resolved.get("audit.fail_open") == "true",
             server_host: resolved.get("server.host").to_owned(),
             server_port: resolved.number("server.port"),
-            server_model: Some(resolved.get("server.model")).filter(|m| !m.is_empty()).map(PathBuf::from),
+            server_model: Some(resolved.get("server.model"))
+                .filter(|m| !m.is_empty())
+                .map(PathBuf::from),
             server_kv_cache_mib: resolved.number("server.kv_cache_mib"),
             server_max_context: resolved.number("server.max_context"),
+            server_assistant_tools: resolved.get("server.assistant_tools") == "true",
             server_upstreams: resolved
                 .get("server.upstreams")
                 .split(',')

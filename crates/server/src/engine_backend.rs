@@ -619,7 +619,7 @@ fn split_tool_calls(text: &str) -> (String, Vec<Value>) {
 }
 
 /// A whole chat answer re-shaped as stream chunks (used when tool calls had to be parsed first).
-fn whole_as_chunks(body: &Value, include_usage: bool) -> Vec<Value> {
+pub(crate) fn whole_as_chunks(body: &Value, include_usage: bool) -> Vec<Value> {
     let mut chunks = Vec::new();
     for choice in body["choices"].as_array().into_iter().flatten() {
         let mut delta = json!({"role": "assistant", "content": choice["message"]["content"]});

@@ -16,6 +16,7 @@ mod metrics;
 mod routes;
 pub mod scheduler;
 pub mod store;
+mod tools;
 mod upstream;
 pub mod wire;
 
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub database: Database,
     /// Serve a request even when its audit record cannot be written (default: refuse it).
     pub audit_fail_open: bool,
+    /// Assistant mode: chat requests without tools get the finance tools, and the server runs the calls.
+    pub assistant_tools: bool,
 }
 
 /// The server could not start.
@@ -148,14 +151,10 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
             .await
             .map_err(|err| ServerError::Model(format!("loader crashed: {err}")))??
     };
-    let state = Arc::new(routes::AppState::new(
-        backend,
-        store,
-        has_keys,
-        config.audit_fail_open,
-        config.body_limit,
-    ));
-    let app = routes::router(state);
+    let mut state =
+        routes::AppState::new(backend, store, has_keys, config.audit_fail_open, config.body_limit);
+    state.assistant_tools = config.assistant_tools;
+    let app = routes::router(Arc::new(state));
     let addr = SocketAddr::new(ip, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

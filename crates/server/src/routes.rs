@@ -43,6 +43,8 @@ pub struct AppState {
     auth_required: bool,
     /// Whether a request proceeds when its audit record cannot be written.
     audit_fail_open: bool,
+    /// Whether chat requests without tools get the finance tools, run by the server.
+    pub assistant_tools: bool,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -66,6 +68,7 @@ impl AppState {
             limiter: RateLimiter::default(),
             auth_required,
             audit_fail_open,
+            assistant_tools: false,
             body_limit,
         }
     }
@@ -80,6 +83,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/tools", get(crate::tools::list))
+        .route("/v1/tools/{name}", post(crate::tools::call))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))
@@ -174,7 +179,63 @@ async fn chat_completions(
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
+    if state.assistant_tools && body.value.tools.is_none() {
+        return assistant(&state, key, &body.raw).await;
+    }
     forward(&state, key, ModelCall::Chat(&body.value), body.raw).await
+}
+
+/// Assistant mode: offers the finance tools, runs the calls the model makes and returns its final answer.
+async fn assistant(
+    state: &SharedState,
+    key: Option<KeyRecord>,
+    raw: &Bytes,
+) -> Result<Response, ApiError> {
+    let mut body: serde_json::Value = crate::json::parse(raw)?;
+    let stream = body["stream"] == true;
+    let include_usage = body["stream_options"]["include_usage"] == true;
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("stream");
+        fields.remove("stream_options");
+    }
+    crate::tools::offer(&mut body);
+    for _ in 0..crate::tools::MAX_ROUNDS {
+        let raw = Bytes::from(body.to_string());
+        let mut request: ChatCompletionRequest = crate::json::parse(&raw)?;
+        request.sampling = crate::json::parse(&raw)?;
+        let response = forward(state, key.clone(), ModelCall::Chat(&request), raw).await?;
+        if !response.status().is_success() {
+            return Ok(response);
+        }
+        let bytes =
+            axum::body::to_bytes(response.into_body(), usize::MAX).await.map_err(|err| {
+                ApiError::new(Code::UpstreamError, format!("cannot read the model's answer: {err}"))
+            })?;
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
+            ApiError::new(Code::UpstreamError, format!("the model's answer is not JSON: {err}"))
+        })?;
+        if crate::tools::execute_calls(&mut body, &answer).await {
+            continue;
+        }
+        if stream {
+            let chunks = crate::engine_backend::whole_as_chunks(&answer, include_usage);
+            let events = chunks
+                .into_iter()
+                .map(|chunk| Ok::<_, std::io::Error>(Bytes::from(format!("data: {chunk}\n\n"))))
+                .chain(std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+            let body = Body::from_stream(futures_util::stream::iter(events));
+            let content_type = axum::http::HeaderValue::from_static("text/event-stream");
+            return Ok(Forwarded::into_response(StatusCode::OK, content_type, body));
+        }
+        return Ok(axum::Json(answer).into_response());
+    }
+    Err(ApiError::new(
+        Code::InvalidParameter,
+        format!(
+            "the model kept calling tools for {} rounds without answering",
+            crate::tools::MAX_ROUNDS
+        ),
+    ))
 }
 
 async fn completions(

@@ -70,6 +70,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         body_limit: config.server_max_body_bytes,
         database: config.database.clone(),
         audit_fail_open: config.audit_fail_open,
+        assistant_tools: config.server_assistant_tools,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

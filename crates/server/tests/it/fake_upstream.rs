@@ -28,6 +28,8 @@ pub enum Behaviour {
     Hanging,
     /// Answers 400 like a real server rejecting a parameter.
     Rejecting,
+    /// Calls the `calc` tool first, then answers with the tool's result.
+    ToolCaller,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,27 @@ async fn chat(State(state): State<FakeState>, body: String) -> Response {
         Behaviour::Rejecting => {
             let body = serde_json::json!({"error": {"message": "bad top_k", "type": "invalid_request_error", "param": "top_k", "code": null}});
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        Behaviour::ToolCaller => {
+            let messages = request["messages"].as_array().unwrap();
+            let offered = request["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "calc"));
+            let content = match messages.iter().rev().find(|m| m["role"] == "tool") {
+                Some(tool) => {
+                    let result: serde_json::Value =
+                        serde_json::from_str(tool["content"].as_str().unwrap()).unwrap();
+                    format!("本息合计 {} 元", result["result"].as_str().unwrap_or("?"))
+                }
+                None if offered => {
+                    let call = serde_json::json!({"id": "call_1", "type": "function", "function": {"name": "calc", "arguments": "{\"expression\": \"10000*(1+3.5%)^3\", \"decimals\": 2}"}});
+                    let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}});
+                    return axum::Json(body).into_response();
+                }
+                None => "no tools were offered".to_owned(),
+            };
+            let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
+            return axum::Json(body).into_response();
         }
         Behaviour::Healthy => {}
     }

@@ -14,6 +14,7 @@ mod audit_keys;
 mod engine;
 mod fake_upstream;
 mod postgres;
+mod tools;
 mod upstream;
 
 use std::{net::SocketAddr, time::Duration};
@@ -58,6 +59,7 @@ pub fn config(upstreams: &[&str]) -> ServerConfig {
             tempfile::tempdir().unwrap().keep().join("finllm.sqlite"),
         ),
         audit_fail_open: false,
+        assistant_tools: false,
     }
 }
 

@@ -369,16 +369,7 @@ fn net_text(net: Decimal, unit: &str) -> String {
 /// Runs the `liquidity` tool.
 pub fn run(params: Value) -> Result<Value> {
     let p: LiquidityParams = parse_params(params)?;
-    let table = match (&p.operations, &p.csv) {
-        (Some(rows), _) => Table::from_json_rows(rows, "operations")?,
-        (None, Some(text)) => Table::from_csv(text)?,
-        (None, None) => {
-            return Err(FinanceError::invalid(
-                "operations",
-                "give `operations` (JSON rows) or `csv`",
-            ));
-        }
-    };
+    let table = Table::required(p.operations.as_ref(), p.csv.as_deref(), "operations", "csv")?;
     let ops = operations_from_table(&table)?;
     if ops.is_empty() {
         return Err(FinanceError::invalid("operations", "no operations"));

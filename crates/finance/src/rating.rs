@@ -297,16 +297,7 @@ pub fn schema() -> Value {
 pub fn run(params: Value) -> Result<Value> {
     let p: RatingParams = parse_params(params)?;
     let card = Scorecard::parse(p.scorecard.as_deref().unwrap_or(DEFAULT_SCORECARD))?;
-    let table = match (&p.companies, &p.csv) {
-        (Some(rows), _) => Table::from_json_rows(rows, "companies")?,
-        (None, Some(text)) => Table::from_csv(text)?,
-        (None, None) => {
-            return Err(FinanceError::invalid(
-                "companies",
-                "give `companies` (JSON rows) or `csv`",
-            ));
-        }
-    };
+    let table = Table::required(p.companies.as_ref(), p.csv.as_deref(), "companies", "csv")?;
     if table.is_empty() {
         return Err(FinanceError::invalid("companies", "no companies"));
     }
@@ -474,19 +465,10 @@ fn totals(table: &Table) -> Result<(Decimal, Decimal, Decimal)> {
     Ok((c, s, l))
 }
 
-fn table_of(rows: Option<&Value>, csv: Option<&String>, field: &str) -> Result<Option<Table>> {
-    match (rows, csv) {
-        (Some(rows), _) => Table::from_json_rows(rows, field).map(Some),
-        (None, Some(text)) => Table::from_csv(text).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
 /// Runs the `lender_stats` tool: totals (亿元 and billions) and changes against a previous date.
 pub fn run_stats(params: Value) -> Result<Value> {
     let p: StatsParams = parse_params(params)?;
-    let table = table_of(p.rows.as_ref(), p.csv.as_ref(), "rows")?
-        .ok_or_else(|| FinanceError::invalid("rows", "give `rows` (JSON) or `csv`"))?;
+    let table = Table::required(p.rows.as_ref(), p.csv.as_deref(), "rows", "csv")?;
     let (count, staff, loans) = totals(&table)?;
     let billions = loans / Decimal::TEN;
     let as_of = p.as_of.unwrap_or_default();
@@ -499,7 +481,9 @@ pub fn run_stats(params: Value) -> Result<Value> {
     );
     let mut out = json!({"companies": count.normalize(), "staff": staff.normalize(), "loan_balance_yi": loans.normalize(),
         "loan_balance_billion": billions.normalize()});
-    if let Some(previous) = table_of(p.previous.as_ref(), p.previous_csv.as_ref(), "previous")? {
+    if let Some(previous) =
+        Table::from_rows_or_csv(p.previous.as_ref(), p.previous_csv.as_deref(), "previous")?
+    {
         let (pc, ps, pl) = totals(&previous)?;
         let (dc, ds, dl) = (count - pc, staff - ps, loans - pl);
         let label = p.previous_label.unwrap_or_else(|| "上期".to_owned());

@@ -89,6 +89,34 @@ impl Table {
         Ok(Table { headers, rows })
     }
 
+    /// The table from JSON rows (field `field`) or, failing that, CSV text; `None` when neither is given.
+    pub fn from_rows_or_csv(
+        rows: Option<&Value>,
+        csv: Option<&str>,
+        field: &str,
+    ) -> Result<Option<Table>> {
+        match (rows, csv) {
+            (Some(rows), _) => Table::from_json_rows(rows, field).map(Some),
+            (None, Some(text)) => Table::from_csv(text).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Like [`Table::from_rows_or_csv`], but a missing table is an error naming both fields.
+    pub fn required(
+        rows: Option<&Value>,
+        csv: Option<&str>,
+        field: &str,
+        csv_field: &str,
+    ) -> Result<Table> {
+        Table::from_rows_or_csv(rows, csv, field)?.ok_or_else(|| {
+            FinanceError::invalid(
+                field,
+                format!("give `{field}` (JSON rows) or `{csv_field}` (CSV text)"),
+            )
+        })
+    }
+
     /// The header row as written.
     pub fn headers(&self) -> &[String] {
         &self.headers

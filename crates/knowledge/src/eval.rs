@@ -1,0 +1,295 @@
+//! Retrieval evaluation on CMRC 2018 dev (SQuAD-style JSON): paragraphs are cut into chunks of at most
+//! 150 characters at 。！？；, the query is the question and the gold chunk is the one holding the
+//! answer's first character. Reports R@1, R@10, MRR@10, per-query latency (p50/p99) and queries/s over
+//! several threads, and ingest throughput. To measure at scale, synthetic distractor chunks can be
+//! added: each is a seeded mix of clauses from random real chunks (real vocabulary and term
+//! statistics, no answer-bearing whole chunk duplicated), up to a target corpus size.
+
+use std::{path::Path, time::Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    KnowledgeError, Result,
+    chunk::{ChunkConfig, chunk_text},
+    index::{ChunkIndex, ChunkRecord, Filters},
+    search::{SearchOptions, hybrid_search},
+};
+
+/// One question with its gold chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalQuery {
+    /// The question text.
+    pub question: String,
+    /// Id of the chunk holding the answer.
+    pub gold: String,
+}
+
+/// A retrieval test set: chunks and queries.
+#[derive(Debug, Clone, Default)]
+pub struct EvalSet {
+    /// Chunks to index (`chunk_id`, body).
+    pub chunks: Vec<(String, String)>,
+    /// Queries with gold chunk ids.
+    pub queries: Vec<EvalQuery>,
+}
+
+/// Reads a SQuAD-style file (CMRC 2018) and cuts it into the chunk set described in the module docs.
+pub fn load_squad(path: &Path, max_chars: usize) -> Result<EvalSet> {
+    let raw = std::fs::read_to_string(path).map_err(|e| KnowledgeError::io(path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&raw)
+        .map_err(|e| KnowledgeError::BadInput(format!("{}: {e}", path.display())))?;
+    let config = ChunkConfig { max_chars, overlap_chars: 0, headings: false, parent_chars: 0 };
+    let mut set = EvalSet::default();
+    let articles = json["data"]
+        .as_array()
+        .ok_or_else(|| KnowledgeError::BadInput("no `data` array".into()))?;
+    let mut paragraph = 0usize;
+    for article in articles {
+        for para in article["paragraphs"].as_array().into_iter().flatten() {
+            let Some(context) = para["context"].as_str() else { continue };
+            let chunks = chunk_text(context, &config).chunks;
+            let ids: Vec<String> =
+                chunks.iter().map(|c| format!("p{paragraph}:{}", c.ord)).collect();
+            for qa in para["qas"].as_array().into_iter().flatten() {
+                let (Some(question), Some(start)) =
+                    (qa["question"].as_str(), qa["answers"][0]["answer_start"].as_u64())
+                else {
+                    continue;
+                };
+                let start = start as usize;
+                let Some(gold) = chunks.iter().rposition(|c| c.start <= start) else { continue };
+                set.queries
+                    .push(EvalQuery { question: question.to_owned(), gold: ids[gold].clone() });
+            }
+            set.chunks.extend(ids.into_iter().zip(chunks.into_iter().map(|c| c.body)));
+            paragraph += 1;
+        }
+    }
+    Ok(set)
+}
+
+/// A small seeded generator (SplitMix64) so synthetic corpora are reproducible without a dependency.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// Adds distractor chunks until the set has `total` chunks: each mixes clauses (cut at ，。！？；)
+/// of 2–4 random real chunks, 60–150 characters.
+pub fn add_distractors(set: &mut EvalSet, total: usize, seed: u64) {
+    let clauses: Vec<Vec<String>> = set
+        .chunks
+        .iter()
+        .map(|(_, body)| {
+            body.split_inclusive(['，', '。', '！', '？', '；'])
+                .map(str::to_owned)
+                .filter(|c| !c.trim().is_empty())
+                .collect()
+        })
+        .collect();
+    if clauses.is_empty() {
+        return;
+    }
+    let mut rng = SplitMix(seed);
+    let mut n = 0;
+    while set.chunks.len() < total {
+        let mut body = String::new();
+        for _ in 0..8 {
+            let source = &clauses[rng.below(clauses.len())];
+            if source.is_empty() {
+                continue;
+            }
+            let clause = &source[rng.below(source.len())];
+            if body.chars().count() + clause.chars().count() > 150 {
+                break;
+            }
+            body.push_str(clause);
+            if body.chars().count() >= 60 {
+                break;
+            }
+        }
+        if !body.is_empty() {
+            set.chunks.push((format!("synthetic:{n}"), body));
+            n += 1;
+        }
+    }
+}
+
+/// What an evaluation run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Chunks indexed (real plus synthetic).
+    pub chunks: usize,
+    /// Queries asked.
+    pub queries: usize,
+    /// Share of queries whose gold chunk is ranked first.
+    pub recall_at_1: f64,
+    /// Share of queries whose gold chunk is in the top 10.
+    pub recall_at_10: f64,
+    /// Mean reciprocal rank of the gold chunk, 0 beyond rank 10.
+    pub mrr_at_10: f64,
+    /// Median query latency in milliseconds.
+    pub latency_p50_ms: f64,
+    /// 99th-percentile query latency in milliseconds.
+    pub latency_p99_ms: f64,
+    /// Queries per second with `threads` threads.
+    pub queries_per_s: f64,
+    /// Query threads.
+    pub threads: usize,
+    /// UTF-8 megabytes of chunk text indexed.
+    pub ingest_mb: f64,
+    /// Seconds to tokenize, index and commit them.
+    pub ingest_s: f64,
+    /// Ingest throughput.
+    pub ingest_mb_per_s: f64,
+    /// How queries were run.
+    pub options: SearchOptions,
+}
+
+/// Indexes `set` into `dir` (which should be empty) and measures ingest.
+pub fn build_index(set: &EvalSet, dir: &Path, threads: usize) -> Result<(ChunkIndex, f64, f64)> {
+    let index = ChunkIndex::open(dir)?;
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let mut writer = index.writer(threads)?;
+    for (id, body) in &set.chunks {
+        bytes += body.len();
+        let record = ChunkRecord {
+            chunk_id: id.clone(),
+            doc_id: id.split(':').next().unwrap_or_default().to_owned(),
+            version: 1,
+            title: String::new(),
+            heading: String::new(),
+            body: body.clone(),
+            start: 0,
+            end: body.chars().count() as u64,
+            published_at: None,
+            tags: Vec::new(),
+            tenant: "default".to_owned(),
+        };
+        writer.add(&record, body)?;
+    }
+    writer.commit()?;
+    writer.finish()?;
+    index.reload()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((index, bytes as f64 / 1e6, seconds))
+}
+
+/// One query's index, the gold chunk's rank (0-based, within the top 10) and latency in ms.
+type QueryOutcome = (usize, Option<usize>, f64);
+
+/// Runs every query of `set` against `index` on `threads` threads.
+pub fn run_queries(
+    index: &ChunkIndex,
+    set: &EvalSet,
+    options: &SearchOptions,
+    threads: usize,
+) -> Result<(Vec<Option<usize>>, Vec<f64>, f64)> {
+    let searcher = index.searcher();
+    let threads = threads.max(1);
+    let started = Instant::now();
+    let results: Vec<Result<Vec<QueryOutcome>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let searcher = searcher.clone();
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, q) in set.queries.iter().enumerate().skip(t).step_by(threads) {
+                        let began = Instant::now();
+                        let hits = hybrid_search(
+                            &searcher,
+                            &[],
+                            &q.question,
+                            &Filters::default(),
+                            10,
+                            options,
+                        )?;
+                        let ms = began.elapsed().as_secs_f64() * 1e3;
+                        out.push((i, hits.iter().position(|h| h.chunk.chunk_id == q.gold), ms));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(KnowledgeError::BadInput("query thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut ranks = vec![None; set.queries.len()];
+    let mut latencies = Vec::with_capacity(set.queries.len());
+    for part in results {
+        for (i, rank, ms) in part? {
+            ranks[i] = rank;
+            latencies.push(ms);
+        }
+    }
+    Ok((ranks, latencies, seconds))
+}
+
+/// The `q`-quantile (0..=1) of `values` (sorted in place), nearest rank.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// Full evaluation: index `set` in `dir`, run the queries, compute the metrics.
+pub fn evaluate(
+    set: &EvalSet,
+    dir: &Path,
+    options: &SearchOptions,
+    threads: usize,
+) -> Result<EvalReport> {
+    let (index, ingest_mb, ingest_s) = build_index(set, dir, threads)?;
+    // One untimed pass warms the page cache and the jieba dictionary, as a long-running server would be.
+    run_queries(
+        &index,
+        &EvalSet { chunks: Vec::new(), queries: set.queries.iter().take(200).cloned().collect() },
+        options,
+        threads,
+    )?;
+    let (ranks, mut latencies, seconds) = run_queries(&index, set, options, threads)?;
+    let n = ranks.len().max(1) as f64;
+    let hit = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / n;
+    let mrr = ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / (r as f64 + 1.0))).sum::<f64>() / n;
+    Ok(EvalReport {
+        chunks: set.chunks.len(),
+        queries: ranks.len(),
+        recall_at_1: hit(1),
+        recall_at_10: hit(10),
+        mrr_at_10: mrr,
+        latency_p50_ms: quantile(&mut latencies, 0.5),
+        latency_p99_ms: quantile(&mut latencies, 0.99),
+        queries_per_s: ranks.len() as f64 / seconds.max(1e-9),
+        threads,
+        ingest_mb,
+        ingest_s,
+        ingest_mb_per_s: ingest_mb / ingest_s.max(1e-9),
+        options: options.clone(),
+    })
+}

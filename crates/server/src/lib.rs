@@ -13,6 +13,7 @@ mod error;
 mod json;
 pub mod keys;
 mod metrics;
+pub mod openapi;
 mod routes;
 pub mod scheduler;
 pub mod store;

@@ -13,6 +13,7 @@ mod api_errors;
 mod audit_keys;
 mod engine;
 mod fake_upstream;
+mod openapi;
 mod postgres;
 mod tools;
 mod upstream;

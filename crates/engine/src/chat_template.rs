@@ -517,18 +517,37 @@ fn raise_exception(message: String) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, message).with_source(Raised))
 }
 
-/// `tojson` as in `transformers`: Python's `json.dumps` with `ensure_ascii=False`, `", "`/`": "` separators,
-/// keys in their given order and an optional `indent`.
+/// `tojson` as in `transformers`: Python's `json.dumps` with `ensure_ascii=False`, `", "`/`": "` separators and
+/// keys in their given order by default; `indent`, `separators`, `sort_keys` and `ensure_ascii` as in Python.
 // minijinja hands filter arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
-    let _: Option<bool> = kwargs.get("ensure_ascii")?;
-    let _: Option<bool> = kwargs.get("sort_keys")?;
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
+    let mut options = pyjson::Options {
+        indent,
+        ensure_ascii: kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false),
+        sort_keys: kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false),
+        ..pyjson::Options::default()
+    };
+    match separators.as_deref() {
+        None if indent.is_some() => options.item_separator = ",".into(),
+        None => {}
+        Some([item, key]) => {
+            options.item_separator.clone_from(item);
+            options.key_separator.clone_from(key);
+        }
+        Some(_) => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: separators must be (item, key)",
+            ));
+        }
+    }
     kwargs.assert_all_used()?;
     let json = serde_json::to_value(&value)
         .map_err(|err| Error::new(ErrorKind::InvalidOperation, format!("tojson: {err}")))?;
-    Ok(Value::from_safe_string(pyjson::dumps(&json, indent)))
+    Ok(Value::from_safe_string(pyjson::dumps(&json, &options)))
 }
 
 /// A minijinja error with its location and cause, on one line.

@@ -154,7 +154,8 @@ const HF_STYLE: &str = r#"{{ bos_token }}
 {% endfor %}
 {% for key, value in extra_map.items() %}{{ key }}={{ value }};{% endfor %}
 {% if messages | length > 5 %}{{ raise_exception('too many messages') }}{% endif %}
-date={{ strftime_now('%d %b %Y') }} eos={{ eos_token }}"#;
+date={{ strftime_now('%d %b %Y') }} eos={{ eos_token }}
+{{ extra_map | tojson(separators=(',', ':'), ensure_ascii=true) }}|{{ {'b': 1, 'a': [1, 2]} | tojson(sort_keys=true, indent=1) }}"#;
 
 #[test]
 fn renders_like_transformers() {
@@ -178,12 +179,12 @@ fn renders_like_transformers() {
         ChatMessage::new("user", "after stop"),
     ];
     let mut extra = serde_json::Map::new();
-    extra.insert("extra_map".into(), json!({"a": 1}));
+    extra.insert("extra_map".into(), json!({"a": 1, "é": "é"}));
     let got = template.render_with(&messages, None, false, &extra).unwrap();
+    // The expected text is what Python's jinja2, configured as in transformers, renders for this input.
     assert_eq!(
         got,
-        "<s>\n[USER] Hi there (greeting)\n[calls 1: {\n  \"x\": [\n    1,\n    2\n  ],\n  \"y\": \"é\"\n}]\n\
-         [ASSISTANT] \na=1;date=26 Jul 2024 eos=</s>"
+        "<s>\n[USER] Hi there (greeting)\n[calls 1: {\n  \"x\": [\n    1,\n    2\n  ],\n  \"y\": \"é\"\n}]\n[ASSISTANT] \na=1;é=é;date=26 Jul 2024 eos=</s>\n{\"a\":1,\"\\u00e9\":\"\\u00e9\"}|{\n \"a\": [\n  1,\n  2\n ],\n \"b\": 1\n}"
     );
     // raise_exception becomes a typed error that names the template's message.
     messages.push(ChatMessage::new("user", "one more"));

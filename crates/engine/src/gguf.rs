@@ -263,29 +263,27 @@ pub(crate) fn parse(path: &str, buf: &[u8]) -> Result<Content> {
             tensor: name.clone(),
             dtype: format!("ggml type id {type_id}"),
         })?;
-        let elems = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        let Some(elems) = elems else {
+        // The byte size is computed from the element count later; it must not overflow.
+        if dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).is_none() {
             return Err(r.err(format!("tensor `{name}` element count overflows")));
-        };
-        if dims[0] % dtype.block_size() != 0 {
+        }
+        if !dims[0].is_multiple_of(dtype.block_size()) {
             return Err(r.err(format!(
                 "tensor `{name}` row of {} is not a multiple of the {dtype:?} block",
                 dims[0]
             )));
         }
-        let _ = elems;
         // GGUF lists dimensions innermost first; candle shapes are outermost first.
         dims.reverse();
         infos.push((name, TensorInfo { ggml_dtype: dtype, shape: Shape::from(dims), offset }));
     }
     let data_offset = r.pos.div_ceil(alignment) * alignment;
-    let content = Content {
+    let mut content = Content {
         magic,
         metadata,
         tensor_infos: HashMap::with_capacity(infos.len()),
         tensor_data_offset: data_offset as u64,
     };
-    let mut content = content;
     for (name, info) in infos {
         let range = tensor_byte_range(&content, &info);
         match range {

@@ -86,3 +86,19 @@ fn hf_folder_errors_name_the_file() {
     let err = load(dir.path(), &LoadOptions { warm_up: false }).unwrap_err();
     assert!(matches!(err, EngineError::UnsupportedArchitecture(_)), "{err}");
 }
+
+#[test]
+fn unsupported_quant_type_names_the_tensor() {
+    let mut bytes = std::fs::read(fixture("llama/model-f32.gguf")).unwrap();
+    // Tensor info: name, n_dims (u32) = 1, dim (u64) = 64, type (u32) = 0 (F32), offset (u64).
+    let name = b"output_norm.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    assert_eq!(&bytes[at..at + 4], &1u32.to_le_bytes());
+    assert_eq!(&bytes[at + 4..at + 12], &64u64.to_le_bytes());
+    bytes[at + 12..at + 16].copy_from_slice(&16u32.to_le_bytes()); // IQ2_XXS
+    let err = load_bytes(&bytes, "iq2.gguf").unwrap_err();
+    assert!(
+        matches!(&err, EngineError::UnsupportedQuant { tensor, .. } if tensor == "output_norm.weight"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Shared helpers: paths of the committed fixture models and a loader for their expected logits.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use engine::batch::{LogitsWanted, SeqChunk, step};
@@ -12,21 +13,24 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 pub struct Expected {
     pub tokens: Vec<u32>,
-    pub numpy: Vec<Vec<f32>>,
-    pub llamacpp_f32: Vec<Vec<f32>>,
-    pub llamacpp_q8_0: Vec<Vec<f32>>,
+    /// Logits of every position by source: `numpy`, `llamacpp_f32`, `llamacpp_q8_0`, `llamacpp_<quant>`.
+    pub logits: HashMap<String, Vec<Vec<f32>>>,
+}
+
+impl Expected {
+    pub fn rows(&self, source: &str) -> &Vec<Vec<f32>> {
+        self.logits.get(source).unwrap_or_else(|| panic!("expected.json has no `{source}`"))
+    }
 }
 
 pub fn expected(arch: &str) -> Expected {
     let text = std::fs::read_to_string(fixture(&format!("{arch}/expected.json"))).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let rows = |k: &str| -> Vec<Vec<f32>> { serde_json::from_value(v[k].clone()).unwrap() };
-    Expected {
-        tokens: serde_json::from_value(v["tokens"].clone()).unwrap(),
-        numpy: rows("numpy"),
-        llamacpp_f32: rows("llamacpp_f32"),
-        llamacpp_q8_0: rows("llamacpp_q8_0"),
-    }
+    let mut v: HashMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let tokens = serde_json::from_value(v.remove("tokens").unwrap()).unwrap();
+    v.remove("arch");
+    let logits =
+        v.into_iter().map(|(k, rows)| (k, serde_json::from_value(rows).unwrap())).collect();
+    Expected { tokens, logits }
 }
 
 pub fn load_fixture(rel: &str) -> LoadedModel {

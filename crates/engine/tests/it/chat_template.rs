@@ -261,3 +261,26 @@ fn messages_deserialize_from_openai_json() {
     let back = serde_json::to_value(&messages[1]).unwrap();
     assert_eq!(back.as_object().unwrap().len(), 2);
 }
+
+/// A reasoning-model template in the style of Qwen3's (reverse slicing, namespaces, `is string`, chained
+/// `split`/`strip` methods, `enable_thinking` passed as an extra variable). The expected text is what Python's
+/// jinja2, configured as in transformers, renders for the same input.
+#[test]
+fn renders_reasoning_template_like_transformers() {
+    let source = std::fs::read_to_string(golden_path("reasoning_template.jinja")).unwrap();
+    let template = ChatTemplate::from_source(&source, "", "<|im_end|>").unwrap();
+    let messages = [
+        ChatMessage::new("user", "Q1"),
+        ChatMessage::new("assistant", "<think>\nr1\n</think>\n\nA1"),
+        ChatMessage::new("user", "Q2"),
+        ChatMessage::new("assistant", "<think>\nr2\n</think>\n\nA2"),
+        ChatMessage::new("user", "<tool_response>x</tool_response>"),
+    ];
+    let mut extra = serde_json::Map::new();
+    extra.insert("enable_thinking".into(), json!(false));
+    let got = template.render_with(&messages, None, true, &extra).unwrap();
+    assert_eq!(
+        got,
+        "<|im_start|>user\nQ1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nQ2<|im_end|>\n<|im_start|>assistant\n<think>\nr2\n</think>\n\nA2<|im_end|>\n<|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    );
+}

@@ -134,13 +134,13 @@ impl Universe {
     }
 
     /// Accelerated projected gradient for `min ½wᵀΣw − t·μᵀw` (FISTA with restarts).
-    fn fista(&self, t: f64) -> Vec<f64> {
+    fn fista(&self, t: f64, iterations: usize) -> Vec<f64> {
         let n = self.assets.len();
         let step = 1.0 / self.lipschitz();
         let mut w = self.project(&vec![1.0 / n as f64; n]);
         let mut y = w.clone();
         let mut momentum = 1.0_f64;
-        for _ in 0..5_000 {
+        for _ in 0..iterations {
             let grad = self.gradient(&y, t);
             let next =
                 self.project(&y.iter().zip(&grad).map(|(yi, g)| yi - step * g).collect::<Vec<_>>());
@@ -213,21 +213,35 @@ impl Universe {
             .collect()
     }
 
-    /// Exact solution of `min ½wᵀΣw − t·μᵀw` on the feasible set, and its active set.
+    /// Exact solution of `min ½wᵀΣw − t·μᵀw` on the feasible set, and its active set: a short
+    /// projected-gradient run guesses the active set and primal-dual active-set steps make it exact; a
+    /// long run is the fallback when the guess was too rough.
     fn solve(&self, t: f64) -> (Vec<f64>, Vec<Option<f64>>) {
-        let approx = self.fista(t);
-        let mut fixed = self.active_set(&approx);
+        let rough = self.fista(t, 300);
+        if let Some(exact) = self.polish(&rough, t) {
+            return exact;
+        }
+        let approx = self.fista(t, 20_000);
+        self.polish(&approx, t).unwrap_or_else(|| {
+            let fixed = self.active_set(&approx);
+            (approx, fixed)
+        })
+    }
+
+    /// Primal-dual active-set iterations from the active set of `approx`; `None` if they do not settle.
+    fn polish(&self, approx: &[f64], t: f64) -> Option<(Vec<f64>, Vec<Option<f64>>)> {
+        let mut fixed = self.active_set(approx);
         for _ in 0..50 {
-            let Ok((w, nu)) = self.kkt(&fixed, t) else { break };
+            let (w, nu) = self.kkt(&fixed, t).ok()?;
             let grad = self.gradient(&w, t);
             let mut changed = false;
             for i in 0..w.len() {
                 match fixed[i] {
                     None if w[i] < self.lower[i] - TOL => {
-                        (fixed[i], changed) = (Some(self.lower[i]), true);
+                        (fixed[i], changed) = (Some(self.lower[i]), true)
                     }
                     None if w[i] > self.upper[i] + TOL => {
-                        (fixed[i], changed) = (Some(self.upper[i]), true);
+                        (fixed[i], changed) = (Some(self.upper[i]), true)
                     }
                     Some(v)
                         if v == self.lower[i]
@@ -247,11 +261,10 @@ impl Universe {
                 }
             }
             if !changed {
-                return (w, fixed);
+                return Some((w, fixed));
             }
         }
-        let fixed = self.active_set(&approx);
-        (approx, fixed)
+        None
     }
 
     /// On the segment with active set `fixed`, the solution is `a + b·t`; returns `(a, b)`.
@@ -309,7 +322,7 @@ impl Universe {
         exact: impl Fn(&[f64], &[f64]) -> Option<f64>,
     ) -> Vec<f64> {
         let (mut lo, mut hi) = (0.0, self.t_max());
-        for _ in 0..100 {
+        for _ in 0..70 {
             let mid = 0.5 * (lo + hi);
             if f(&self.solve(mid).0) < target { lo = mid } else { hi = mid }
         }
@@ -399,7 +412,7 @@ impl Universe {
         let golden = 0.5 * (5.0_f64.sqrt() - 1.0);
         let (mut x1, mut x2) = (hi - golden * (hi - lo), lo + golden * (hi - lo));
         let (mut f1, mut f2) = (sharpe(x1), sharpe(x2));
-        for _ in 0..120 {
+        for _ in 0..70 {
             if f1 < f2 {
                 lo = x1;
                 (x1, f1) = (x2, f2);

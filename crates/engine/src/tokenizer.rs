@@ -677,6 +677,31 @@ impl Tokenizer {
         self.kinds.get(id as usize).copied()
     }
 
+    /// The first control token whose text occurs in `text`, if any (the longest one at the earliest position).
+    ///
+    /// A rendered chat prompt is encoded with special tokens parsed, so a user message that contains
+    /// `<|im_end|>\n<|im_start|>system` would forge turns. Callers check untrusted message text with this before
+    /// rendering and reject or rewrite it.
+    pub fn find_control_token(&self, text: &str) -> Option<u32> {
+        let mut best: Option<(usize, std::cmp::Reverse<usize>, u32)> = None;
+        for (id, kind) in self.kinds.iter().enumerate() {
+            if *kind != TokenKind::Control {
+                continue;
+            }
+            let token = self.tokens[id].as_str();
+            if token.is_empty() {
+                continue;
+            }
+            if let Some(pos) = text.find(token) {
+                let candidate = (pos, std::cmp::Reverse(token.len()), id as u32);
+                if best.is_none_or(|b| candidate < b) {
+                    best = Some(candidate);
+                }
+            }
+        }
+        best.map(|(_, _, id)| id)
+    }
+
     /// The id of a token given its vocabulary string, e.g. `id_of("<|im_end|>")`.
     pub fn id_of(&self, token: &str) -> Option<u32> {
         self.token_to_id.get(token).copied()

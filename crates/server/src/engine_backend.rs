@@ -206,6 +206,18 @@ impl EngineBackend {
             .enumerate()
             .map(|(i, m)| to_chat_message(i, m))
             .collect::<Result<Vec<_>, _>>()?;
+        // The rendered prompt is encoded with special tokens recognised (the template's own turn markers must
+        // be), so a control token typed into a message would forge a turn: refuse it.
+        for (i, message) in messages.iter().enumerate() {
+            if let Some(id) = self.tokenizer.find_control_token(&message.content) {
+                let token = self.tokenizer.token_text(id).unwrap_or_default().to_owned();
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("message {i} contains the model's control token {token:?}, which would forge a conversation turn"),
+                )
+                .with_param(format!("messages[{i}].content")));
+            }
+        }
         let tools = request.tools.as_ref().map(|tools| Value::Array(tools.clone()));
         let tools_wanted =
             tools.is_some() && request.tool_choice.as_ref().is_none_or(|c| c != "none");

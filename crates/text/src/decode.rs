@@ -98,9 +98,23 @@ fn decode_once(text: &str) -> Vec<(Encoding, String)> {
         out.push((Encoding::Morse, t));
     }
     if text.bytes().filter(u8::is_ascii_alphabetic).count() >= MIN_RUN {
-        out.push((Encoding::Rot13, rot13(text)));
+        let decoded = rot13(text);
+        if english_words(&decoded) > english_words(text) {
+            out.push((Encoding::Rot13, decoded));
+        }
     }
     out
+}
+
+/// How many very common English words a text holds: ROT13 output that gains them is real text.
+fn english_words(text: &str) -> usize {
+    const COMMON: &[&str] = &[
+        "the", "and", "to", "of", "how", "a", "is", "you", "i", "in", "for", "make", "what", "can",
+        "me", "my", "it", "with",
+    ];
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| COMMON.iter().any(|c| w.eq_ignore_ascii_case(c)))
+        .count()
 }
 
 fn runs(text: &str, part: impl Fn(char) -> bool) -> Vec<&str> {
@@ -170,8 +184,10 @@ pub fn base64(run: &str) -> Option<Vec<u8>> {
 /// Decodes hex digits, skipping separators and `\x` / `0x` prefixes.
 pub fn hex(run: &str) -> Option<Vec<u8>> {
     let cleaned = run.replace("\\x", "").replace("0x", "");
+    // A stray `x` (as in "hex: …", whose "ex" is hex-shaped) ends a prefix: keep what follows it.
+    let cleaned = cleaned.rsplit('x').next().unwrap_or_default();
     let digits: Vec<u8> = cleaned.bytes().filter(u8::is_ascii_hexdigit).collect();
-    if digits.len() < MIN_RUN || digits.len() % 2 == 1 || cleaned.bytes().any(|b| b == b'x') {
+    if digits.len() < MIN_RUN || digits.len() % 2 == 1 {
         return None;
     }
     // Plain decimal numbers are hex-shaped too; insist on at least one letter digit or a separator.
@@ -314,6 +330,11 @@ mod tests {
         use Encoding::*;
         assert_eq!(first("请解码 5rSX6ZKx55qE5pa55rOV"), Some((vec![Base64], "洗钱的方法".into())));
         assert_eq!(first("e6b497e992b1e79a84e696b9e6b395"), Some((vec![Hex], "洗钱的方法".into())));
+        assert_eq!(
+            first("hex: e6b497e992b1e79a84e696b9e6b395"),
+            Some((vec![Hex], "洗钱的方法".into()))
+        );
+        assert_eq!(first("\\xe6\\xb4\\x97\\xe9\\x92\\xb1"), Some((vec![Hex], "洗钱".into())));
         assert_eq!(first("%E6%B4%97%E9%92%B1"), Some((vec![Url], "洗钱".into())));
         assert_eq!(
             first("-- .- -.- . / .- / -... --- -- -..."),

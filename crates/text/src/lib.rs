@@ -12,6 +12,6 @@ mod tables;
 pub mod variants;
 
 pub use decode::{Decoded, Encoding, decode_candidates};
-pub use mask::{Masked, mask, redact, restore};
+pub use mask::{Masked, mask, redact, restore, strip_pii};
 pub use normalize::{normalize, normalize_bytes};
 pub use pii::{PiiKind, PiiSpan, detect_pii, valid_bank_card, valid_resident_id};

@@ -58,13 +58,24 @@ pub fn restore(answer: &str, masked: &Masked) -> String {
 
 /// One-way masking for logs: every PII span becomes `[KIND]`.
 pub fn redact(text: &str) -> String {
+    replace_pii(text, |kind, out| {
+        out.push('[');
+        out.push_str(kind.placeholder());
+        out.push(']');
+    })
+}
+
+/// The text with every PII span removed (for classifiers: a phone number is not a risk signal).
+pub fn strip_pii(text: &str) -> String {
+    replace_pii(text, |_, _| {})
+}
+
+fn replace_pii(text: &str, mut with: impl FnMut(crate::PiiKind, &mut String)) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for span in detect_pii(text) {
         out.push_str(&text[at..span.start]);
-        out.push('[');
-        out.push_str(span.kind.placeholder());
-        out.push(']');
+        with(span.kind, &mut out);
         at = span.end;
     }
     out.push_str(&text[at..]);

@@ -4,5 +4,6 @@ pub mod audit;
 pub mod config;
 pub mod errors;
 pub mod generate;
+pub mod guard;
 pub mod keys;
 pub mod serve;

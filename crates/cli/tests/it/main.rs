@@ -11,6 +11,7 @@
 
 mod config;
 mod generate;
+mod guard;
 mod help;
 mod keys_audit;
 mod serve;

@@ -1,0 +1,32 @@
+//! 天鉴, the runtime guard: judges requests before the model and answers after it, with three verdicts
+//! (safe, controversial, unsafe), the risk categories, intents and attack techniques behind each, and
+//! the action the tenant's policy takes.
+//!
+//! Layers, cheapest first: normalisation and decoding (crate `text`), lexicons (Aho-Corasick), PII
+//! detectors, a char-n-gram linear classifier trained in Rust (`train`), then the policy. The server
+//! wires [`Guard::check_input`] / [`Guard::check_output`] / [`StreamModerator`] into its request path;
+//! the CLI exposes check, scan, train and eval.
+
+pub mod conversation;
+pub mod dataset;
+mod error;
+pub mod eval;
+pub mod guard;
+pub mod injection;
+pub mod lexicon;
+pub mod model;
+pub mod policy;
+pub mod refusal;
+pub mod stream;
+pub mod taxonomy;
+pub mod train;
+
+pub use conversation::{Conversation, Turn};
+pub use error::GuardError;
+pub use guard::{Guard, Judgement, Verdict};
+pub use policy::{Action, Policy, SharedPolicy};
+pub use stream::{StreamDecision, StreamModerator};
+pub use taxonomy::Taxonomy;
+
+/// The model file committed with the crate, rebuilt by `finllm guard train`.
+pub const DEFAULT_MODEL_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model/guard.bin");

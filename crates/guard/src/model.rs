@@ -1,0 +1,285 @@
+//! The learned layer: a multi-label linear model over hashed character and word n-grams of normalised
+//! text, one logistic head per label (risk, unsafe, each category, intent and technique), with Platt
+//! calibration per head. Stored as int8 weights (one scale per head) so the committed file stays small.
+//!
+//! File layout: `FLGUARD1`, a little-endian u32 header length, a JSON [`Header`], then
+//! `dim × heads` int8 weights, feature-major so scoring one feature touches one contiguous row.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::GuardError;
+
+/// Magic bytes that open a model file.
+const MAGIC: &[u8; 8] = b"FLGUARD1";
+
+/// Number of hashed feature buckets.
+pub const DIM: usize = 1 << 16;
+
+/// Head names that are always present, before the taxonomy's labels.
+pub const HEAD_RISK: &str = "risk";
+/// The "must be refused or rewritten" head.
+pub const HEAD_UNSAFE: &str = "unsafe";
+
+/// Model metadata stored as JSON in front of the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    /// Number of feature buckets.
+    pub dim: usize,
+    /// Head names: `risk`, `unsafe`, then `cat:POL`…, `intent:…`, `tech:…`.
+    pub heads: Vec<String>,
+    /// Per-head dequantisation scale.
+    pub scales: Vec<f32>,
+    /// Per-head bias (in logit space, before calibration).
+    pub bias: Vec<f32>,
+    /// Per-head Platt calibration `sigmoid(a * logit + b)`.
+    pub platt: Vec<(f32, f32)>,
+    /// What the model was trained on (files, counts, splits, settings).
+    pub manifest: serde_json::Value,
+}
+
+/// A loaded model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Metadata.
+    pub header: Header,
+    /// `dim × heads` quantised weights.
+    weights: Vec<i8>,
+}
+
+/// Float weights during training, before quantisation.
+#[derive(Debug, Clone)]
+pub struct FloatModel {
+    /// Head names.
+    pub heads: Vec<String>,
+    /// `DIM × heads` weights.
+    pub weights: Vec<f32>,
+    /// Per-head bias.
+    pub bias: Vec<f32>,
+}
+
+impl FloatModel {
+    /// A zero model with these heads.
+    pub fn new(heads: Vec<String>) -> Self {
+        let n = heads.len();
+        FloatModel { heads, weights: vec![0.0; DIM * n], bias: vec![0.0; n] }
+    }
+
+    /// Raw logits of every head for a feature vector.
+    pub fn logits(&self, features: &[(u32, f32)]) -> Vec<f32> {
+        let n = self.heads.len();
+        let mut out = self.bias.clone();
+        for &(f, v) in features {
+            let row = &self.weights[f as usize * n..(f as usize + 1) * n];
+            for (o, w) in out.iter_mut().zip(row) {
+                *o += w * v;
+            }
+        }
+        out
+    }
+
+    /// Quantises to int8 with one scale per head.
+    pub fn quantise(&self, platt: Vec<(f32, f32)>, manifest: serde_json::Value) -> Model {
+        let n = self.heads.len();
+        let mut scales = vec![0.0f32; n];
+        for row in self.weights.chunks_exact(n) {
+            for (s, w) in scales.iter_mut().zip(row) {
+                *s = s.max(w.abs());
+            }
+        }
+        for s in &mut scales {
+            *s = if *s > 0.0 { *s / 127.0 } else { 1.0 };
+        }
+        let weights = self
+            .weights
+            .chunks_exact(n)
+            .flat_map(|row| {
+                row.iter().zip(&scales).map(|(w, s)| (w / s).round().clamp(-127.0, 127.0) as i8)
+            })
+            .collect();
+        Model {
+            header: Header {
+                dim: DIM,
+                heads: self.heads.clone(),
+                scales,
+                bias: self.bias.clone(),
+                platt,
+                manifest,
+            },
+            weights,
+        }
+    }
+}
+
+impl Model {
+    /// Reads a model file.
+    pub fn load(path: &Path) -> Result<Self, GuardError> {
+        let bytes = std::fs::read(path).map_err(|e| GuardError::io(path, e))?;
+        Self::from_bytes(&bytes)
+            .map_err(|message| GuardError::Model { path: path.to_owned(), message })
+    }
+
+    /// Parses model bytes; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let rest =
+            bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a finllm guard model (bad magic)")?;
+        let (len, rest) = rest.split_at_checked(4).ok_or("truncated header")?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (json, weights) = rest.split_at_checked(len).ok_or("truncated header")?;
+        let header: Header =
+            serde_json::from_slice(json).map_err(|e| format!("bad header: {e}"))?;
+        let n = header.heads.len();
+        if header.dim != DIM
+            || header.scales.len() != n
+            || header.bias.len() != n
+            || header.platt.len() != n
+            || weights.len() != DIM * n
+        {
+            return Err(format!(
+                "inconsistent sizes (dim {}, {n} heads, {} weight bytes)",
+                header.dim,
+                weights.len()
+            ));
+        }
+        Ok(Model { header, weights: weights.iter().map(|b| *b as i8).collect() })
+    }
+
+    /// Writes the model file.
+    pub fn save(&self, path: &Path) -> Result<(), GuardError> {
+        let json = serde_json::to_vec(&self.header)
+            .map_err(|e| GuardError::Model { path: path.to_owned(), message: e.to_string() })?;
+        let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len() + self.weights.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&json);
+        bytes.extend(self.weights.iter().map(|w| *w as u8));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| GuardError::io(dir, e))?;
+        }
+        std::fs::write(path, bytes).map_err(|e| GuardError::io(path, e))
+    }
+
+    /// Index of a head by name.
+    pub fn head(&self, name: &str) -> Option<usize> {
+        self.header.heads.iter().position(|h| h == name)
+    }
+
+    /// Raw logits of every head.
+    pub fn logits(&self, features: &[(u32, f32)]) -> Vec<f32> {
+        let n = self.header.heads.len();
+        let mut acc = vec![0.0f32; n];
+        for &(f, v) in features {
+            let row = &self.weights[f as usize * n..(f as usize + 1) * n];
+            for (a, w) in acc.iter_mut().zip(row) {
+                *a += f32::from(*w) * v;
+            }
+        }
+        acc.iter()
+            .zip(&self.header.scales)
+            .zip(&self.header.bias)
+            .map(|((a, s), b)| a * s + b)
+            .collect()
+    }
+
+    /// Calibrated probabilities of every head.
+    pub fn probabilities(&self, features: &[(u32, f32)]) -> Vec<f32> {
+        self.logits(features)
+            .iter()
+            .zip(&self.header.platt)
+            .map(|(z, (a, b))| sigmoid(a * z + b))
+            .collect()
+    }
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Hashed features of normalised text: CJK character 1–3-grams, ASCII word 1–2-grams and character
+/// 3-grams inside words, plus any extra tokens (lexicon hits); values are 1/sqrt(count) so long texts
+/// do not saturate.
+pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
+    let mut ids: Vec<u32> = Vec::with_capacity(normalised.len() * 2);
+    let chars: Vec<char> = normalised.chars().collect();
+    let offsets: Vec<usize> = normalised
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(normalised.len()))
+        .collect();
+    let mut words: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphanumeric() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            ids.push(hash(b'w', word.as_bytes()));
+            let padded = format!("<{word}>");
+            let pb = padded.as_bytes();
+            for g in pb.windows(3) {
+                ids.push(hash(b't', g));
+            }
+            words.push(&normalised[offsets[start]..offsets[i]]);
+            continue;
+        }
+        if !c.is_whitespace() {
+            let mut buf = [0u8; 12];
+            let mut len = 0;
+            for (n, k) in (i..chars.len().min(i + 3)).enumerate() {
+                let ck = chars[k];
+                if ck.is_whitespace() || ck.is_ascii_alphanumeric() {
+                    break;
+                }
+                len += ck.encode_utf8(&mut buf[len..]).len();
+                ids.push(hash(b'1' + n as u8, &buf[..len]));
+            }
+        }
+        i += 1;
+    }
+    for pair in words.windows(2) {
+        ids.push(hash(b'b', format!("{} {}", pair[0], pair[1]).as_bytes()));
+    }
+    for token in extra {
+        ids.push(hash(b'x', token.as_bytes()));
+    }
+    ids.push(hash(b'0', b"bias"));
+    ids.sort_unstable();
+    let mut out: Vec<(u32, f32)> = Vec::with_capacity(ids.len());
+    for id in ids {
+        match out.last_mut() {
+            Some((last, _)) if *last == id => {}
+            _ => out.push((id, 1.0)),
+        }
+    }
+    let norm = 1.0 / (out.len() as f32).sqrt();
+    for (_, v) in &mut out {
+        *v = norm;
+    }
+    out
+}
+
+/// FNV-1a, salted by the feature kind, reduced to a bucket.
+fn hash(kind: u8, bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(kind);
+    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % DIM as u64) as u32
+}
+
+/// A stable 64-bit hash of text, used for deterministic data splits.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

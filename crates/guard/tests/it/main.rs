@@ -1,0 +1,26 @@
+//! Integration tests for `guard`: taxonomy, lexicon, policy, model file, judgements, streaming,
+//! conversations, injection scanning and evaluation metrics.
+
+// Tests may panic on failure: clippy.toml covers unit tests, not tests/ (rust-clippy#13981).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod behaviour;
+mod data;
+mod policy;
+mod taxonomy;
+
+use std::sync::OnceLock;
+
+/// The committed model, loaded once for all tests.
+pub fn guard() -> &'static guard::Guard {
+    static GUARD: OnceLock<guard::Guard> = OnceLock::new();
+    GUARD.get_or_init(|| {
+        guard::Guard::load(std::path::Path::new(guard::DEFAULT_MODEL_PATH)).unwrap()
+    })
+}

@@ -357,3 +357,165 @@ impl HfTokenIds {
         }
     }
 }
+
+/// The `config.json` fields every Llama-layout decoder shares; model files flatten it into their own config
+/// struct and add what is specific to them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfDecoderConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// KV heads (default: the query heads).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Head width (default: hidden / heads).
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// RMSNorm epsilon (default per architecture).
+    #[serde(default)]
+    pub rms_norm_eps: Option<f64>,
+    /// RoPE base (default per architecture).
+    #[serde(default)]
+    pub rope_theta: Option<f32>,
+    /// RoPE scaling (linear, YaRN, Llama 3).
+    #[serde(default)]
+    pub rope_scaling: Option<HfRopeScaling>,
+    /// Share of each head that rotates (default 1).
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f32>,
+    /// Context window (default per architecture).
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
+    /// Whether the output head is the embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// BOS token.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// EOS token(s).
+    #[serde(default)]
+    pub eos_token_id: Option<HfTokenIds>,
+}
+
+/// What an architecture assumes when `config.json` leaves a value out.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchDefaults {
+    /// The architecture.
+    pub arch: Architecture,
+    /// Default `rms_norm_eps`.
+    pub rms_norm_eps: f64,
+    /// Default `rope_theta`.
+    pub rope_theta: f32,
+    /// Default `max_position_embeddings`.
+    pub max_position: usize,
+    /// Whether Q/K/V have biases.
+    pub attention_bias: bool,
+}
+
+impl HfDecoderConfig {
+    /// Parses `config.json` text into `T` (a model file's config, which flattens this struct).
+    pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+        serde_json::from_str(text).map_err(|e| EngineError::Config(format!("config.json: {e}")))
+    }
+
+    /// The engine's configuration. HF checkpoints always use `rotate_half` (NeoX) RoPE.
+    pub fn to_model_config(&self, d: &ArchDefaults) -> Result<ModelConfig> {
+        let head_dim = self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1));
+        let max_position = self.max_position_embeddings.unwrap_or(d.max_position);
+        let scaling = match &self.rope_scaling {
+            Some(s) => s.to_scaling(max_position)?,
+            None => RopeScaling::None,
+        };
+        let rotary_dim = match self.partial_rotary_factor {
+            Some(f) => ((head_dim as f32 * f) as usize) & !1,
+            None => head_dim,
+        };
+        let cfg = ModelConfig {
+            arch: d.arch,
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            n_layers: self.num_hidden_layers,
+            n_heads: self.num_attention_heads,
+            n_kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
+            head_dim,
+            rms_norm_eps: self.rms_norm_eps.unwrap_or(d.rms_norm_eps),
+            rope: RopeConfig {
+                theta: self.rope_theta.unwrap_or(d.rope_theta),
+                rotary_dim,
+                style: RopeStyle::NeoX,
+                scaling,
+            },
+            max_position,
+            tie_embeddings: self.tie_word_embeddings,
+            attention_bias: d.attention_bias,
+            bos_token_id: self.bos_token_id,
+            eos_token_ids: self.eos_token_id.as_ref().map(HfTokenIds::to_vec).unwrap_or_default(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{llama::LlamaConfig, qwen2::Qwen2Config};
+
+    #[test]
+    fn llama31_config_with_llama3_scaling_and_eos_list() {
+        let text = r#"{"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0, "max_position_embeddings": 131072, "bos_token_id": 128000,
+            "eos_token_id": [128001, 128008, 128009], "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"}}"#;
+        let cfg = LlamaConfig::from_json(text).unwrap().into_config().unwrap();
+        assert_eq!((cfg.n_kv_heads, cfg.head_dim, cfg.max_position), (8, 128, 131_072));
+        assert_eq!(cfg.eos_token_ids, vec![128_001, 128_008, 128_009]);
+        assert_eq!(cfg.rope.style, RopeStyle::NeoX);
+        assert!(matches!(
+            cfg.rope.scaling,
+            RopeScaling::Llama3 { factor: 8.0, original_max_position: 8192, .. }
+        ));
+        assert!(!cfg.attention_bias);
+    }
+
+    #[test]
+    fn qwen2_defaults_yarn_and_partial_rotary() {
+        let text = r#"{"vocab_size": 151936, "hidden_size": 896, "intermediate_size": 4864,
+            "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+            "partial_rotary_factor": 0.5,
+            "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}"#;
+        let cfg = Qwen2Config::from_json(text).unwrap().into_config().unwrap();
+        assert_eq!((cfg.head_dim, cfg.rope.rotary_dim, cfg.rope.theta), (64, 32, 1_000_000.0));
+        assert!(cfg.attention_bias);
+        match cfg.rope.scaling {
+            RopeScaling::Yarn { factor, attention_factor, .. } => {
+                assert_eq!(factor, 4.0);
+                assert!((attention_factor - (0.1 * 4f32.ln() + 1.0)).abs() < 1e-6);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inconsistent_configs_are_errors() {
+        let text = r#"{"vocab_size": 10, "hidden_size": 64, "intermediate_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 4, "num_key_value_heads": 3}"#;
+        let err = LlamaConfig::from_json(text).unwrap().into_config().unwrap_err();
+        assert!(err.to_string().contains("multiple of 3 KV heads"), "{err}");
+        let err = LlamaConfig::from_json("{\"vocab_size\": 1}").unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
+        let bad_scaling = r#"{"vocab_size": 10, "hidden_size": 64, "intermediate_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 4, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}"#;
+        let err = LlamaConfig::from_json(bad_scaling).unwrap().into_config().unwrap_err();
+        assert!(err.to_string().contains("dynamic"), "{err}");
+    }
+}

@@ -12,6 +12,19 @@ use crate::kv_cache::{KvGeometry, LayerKv};
 use crate::rope::{Rope, RopeTables};
 use crate::weights::{Linear, Weights};
 
+/// What every layer of one step shares: the step's layout, the RoPE tables for its positions, the cache shape.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    /// The step's tokens, positions and cache slots.
+    pub batch: &'a StepBatch,
+    /// The model's rotary embedding.
+    pub rope: &'a Rope,
+    /// cos/sin for the step's positions.
+    pub tables: &'a RopeTables,
+    /// The cache's storage layout.
+    pub geo: &'a KvGeometry,
+}
+
 /// Root-mean-square layer norm (Zhang & Sennrich 2019).
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
@@ -91,15 +104,8 @@ impl Attention {
     }
 
     /// Attends every token of the step to its own sequence's cached context (including the step's own tokens).
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        batch: &StepBatch,
-        rope: &Rope,
-        tables: &RopeTables,
-        kv: &mut LayerKv,
-        geo: &KvGeometry,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, step: &StepContext<'_>, kv: &mut LayerKv) -> Result<Tensor> {
+        let StepContext { batch, rope, tables, geo } = *step;
         let n = batch.tokens.len();
         let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let mut q = to_vec(&self.q.forward(x)?)?;
@@ -156,16 +162,8 @@ impl DenseBlock {
     }
 
     /// Runs the block on the step's hidden states `[tokens, hidden]`.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        batch: &StepBatch,
-        rope: &Rope,
-        tables: &RopeTables,
-        kv: &mut LayerKv,
-        geo: &KvGeometry,
-    ) -> Result<Tensor> {
-        let h = self.attn.forward(&self.input_norm.forward(x)?, batch, rope, tables, kv, geo)?;
+    pub fn forward(&self, x: &Tensor, step: &StepContext<'_>, kv: &mut LayerKv) -> Result<Tensor> {
+        let h = self.attn.forward(&self.input_norm.forward(x)?, step, kv)?;
         let x = (x + h)?;
         let h = self.mlp.forward(&self.post_attention_norm.forward(&x)?)?;
         Ok((x + h)?)

@@ -10,7 +10,7 @@ use crate::config::{Architecture, ModelConfig};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvCacheConfig};
-use crate::layers::{DenseBlock, RmsNorm, missing_layer};
+use crate::layers::{DenseBlock, RmsNorm, StepContext, missing_layer};
 use crate::models::{llama, qwen2};
 use crate::rope::Rope;
 use crate::weights::{Embedding, Linear, SafeTensorsFolder, Weights};
@@ -64,10 +64,11 @@ impl DenseDecoder {
         let geo = cache.geometry();
         let mut x = self.embed.forward(&batch.tokens)?;
         let tables = self.rope.tables(&batch.positions);
+        let step = StepContext { batch, rope: &self.rope, tables: &tables, geo: &geo };
         for (i, block) in self.blocks.iter().enumerate() {
             let _span = tracing::trace_span!("layer", i).entered();
             let kv = cache.layer_mut(i).ok_or_else(|| missing_layer(i))?;
-            x = block.forward(&x, batch, &self.rope, &tables, kv, &geo)?;
+            x = block.forward(&x, &step, kv)?;
         }
         if batch.logit_rows.is_empty() {
             return Ok(None);

@@ -7,10 +7,8 @@ use candle_core::Tensor;
 use serde::Deserialize;
 
 use crate::batch::StepBatch;
-use crate::config::{
-    Architecture, HfRopeScaling, HfTokenIds, ModelConfig, RopeConfig, RopeScaling, RopeStyle,
-};
-use crate::error::{EngineError, Result};
+use crate::config::{ArchDefaults, Architecture, HfDecoderConfig, ModelConfig};
+use crate::error::Result;
 use crate::kv_cache::KvCache;
 use crate::model::{CausalLm, DenseDecoder};
 use crate::weights::Weights;
@@ -18,97 +16,29 @@ use crate::weights::Weights;
 /// `config.json` of a `LlamaForCausalLM` checkpoint.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlamaConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Residual width.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Layers.
-    pub num_hidden_layers: usize,
-    /// Query heads.
-    pub num_attention_heads: usize,
-    /// KV heads (defaults to the query heads).
-    #[serde(default)]
-    pub num_key_value_heads: Option<usize>,
-    /// Head width (defaults to hidden / heads).
-    #[serde(default)]
-    pub head_dim: Option<usize>,
-    /// RMSNorm epsilon.
-    #[serde(default = "default_eps")]
-    pub rms_norm_eps: f64,
-    /// RoPE base.
-    #[serde(default = "default_theta")]
-    pub rope_theta: f32,
-    /// RoPE scaling (linear, YaRN, Llama 3).
-    #[serde(default)]
-    pub rope_scaling: Option<HfRopeScaling>,
-    /// Context window.
-    #[serde(default = "default_max_position")]
-    pub max_position_embeddings: usize,
-    /// Whether the output head is the embedding.
-    #[serde(default)]
-    pub tie_word_embeddings: bool,
-    /// Whether Q/K/V/O have biases.
+    /// The fields all Llama-layout decoders share.
+    #[serde(flatten)]
+    pub base: HfDecoderConfig,
+    /// Whether Q/K/V have biases (some Llama derivatives).
     #[serde(default)]
     pub attention_bias: bool,
-    /// BOS token.
-    #[serde(default)]
-    pub bos_token_id: Option<u32>,
-    /// EOS token(s).
-    #[serde(default)]
-    pub eos_token_id: Option<HfTokenIds>,
-}
-
-fn default_eps() -> f64 {
-    1e-6
-}
-
-fn default_theta() -> f32 {
-    10_000.0
-}
-
-fn default_max_position() -> usize {
-    4096
 }
 
 impl LlamaConfig {
     /// Parses `config.json` text.
     pub fn from_json(text: &str) -> Result<LlamaConfig> {
-        serde_json::from_str(text).map_err(|e| EngineError::Config(format!("config.json: {e}")))
+        HfDecoderConfig::parse(text)
     }
 
     /// The engine's configuration.
     pub fn into_config(self) -> Result<ModelConfig> {
-        let head_dim = self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1));
-        let scaling = match &self.rope_scaling {
-            Some(s) => s.to_scaling(self.max_position_embeddings)?,
-            None => RopeScaling::None,
-        };
-        let cfg = ModelConfig {
+        self.base.to_model_config(&ArchDefaults {
             arch: Architecture::Llama,
-            vocab_size: self.vocab_size,
-            hidden_size: self.hidden_size,
-            intermediate_size: self.intermediate_size,
-            n_layers: self.num_hidden_layers,
-            n_heads: self.num_attention_heads,
-            n_kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
-            head_dim,
-            rms_norm_eps: self.rms_norm_eps,
-            rope: RopeConfig {
-                theta: self.rope_theta,
-                rotary_dim: head_dim,
-                style: RopeStyle::NeoX,
-                scaling,
-            },
-            max_position: self.max_position_embeddings,
-            tie_embeddings: self.tie_word_embeddings,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            max_position: 4096,
             attention_bias: self.attention_bias,
-            bos_token_id: self.bos_token_id,
-            eos_token_ids: self.eos_token_id.map(|e| e.to_vec()).unwrap_or_default(),
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        })
     }
 }
 

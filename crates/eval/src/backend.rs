@@ -1,0 +1,334 @@
+//! How EVE reaches a model: the [`Backend`] trait, an OpenAI-compatible HTTP client (chat or
+//! completions, with concurrency and QPS limits and retries) and a scripted backend whose answers tests
+//! choose.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::{
+    sync::{Mutex, Semaphore},
+    time::Instant,
+};
+
+use crate::EvalError;
+
+/// A model under evaluation.
+pub trait Backend: Send + Sync {
+    /// The model id results are stored under.
+    fn model(&self) -> &str;
+    /// The model's continuation of `prompt` (greedy, at most `max_tokens`).
+    fn generate<'a>(
+        &'a self,
+        prompt: &'a str,
+        max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>>;
+    /// The log-probability of each continuation after `context` (sum over its tokens).
+    fn loglik<'a>(
+        &'a self,
+        context: &'a str,
+        continuations: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<f64>, EvalError>>;
+}
+
+/// Per-backend limits on parallel requests and requests per second.
+#[derive(Debug)]
+pub struct Limits {
+    permits: Semaphore,
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Limits {
+    /// At most `concurrency` requests in flight and `qps` per second (0 = unlimited).
+    pub fn new(concurrency: usize, qps: f64) -> Limits {
+        Limits {
+            permits: Semaphore::new(concurrency.max(1)),
+            interval: (qps > 0.0).then(|| Duration::from_secs_f64(1.0 / qps)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait_turn(&self) {
+        if let Some(interval) = self.interval {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            if *next > now {
+                tokio::time::sleep_until(*next).await;
+            }
+            *next = Instant::now().max(*next) + interval;
+        }
+    }
+}
+
+/// An OpenAI-compatible endpoint (`finllm serve`, vLLM, llama.cpp, a vendor API).
+#[derive(Debug)]
+pub struct OpenAi {
+    client: reqwest::Client,
+    base: String,
+    model: String,
+    api_key: Option<String>,
+    chat: bool,
+    retries: u32,
+    limits: Limits,
+}
+
+impl OpenAi {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080/v1`); `chat` sends generations to
+    /// `/chat/completions` instead of `/completions`.
+    pub fn new(
+        base: &str,
+        model: &str,
+        api_key: Option<String>,
+        chat: bool,
+        limits: Limits,
+    ) -> Result<OpenAi, EvalError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| EvalError::Backend(e.to_string()))?;
+        let base = base.trim_end_matches('/');
+        let base = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
+        Ok(OpenAi { client, base, model: model.to_owned(), api_key, chat, retries: 4, limits })
+    }
+
+    /// Sets how often a failed request (connection error, 429, 5xx) is retried.
+    #[must_use]
+    pub fn with_retries(mut self, retries: u32) -> OpenAi {
+        self.retries = retries;
+        self
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, EvalError> {
+        let _permit =
+            self.limits.permits.acquire().await.map_err(|e| EvalError::Backend(e.to_string()))?;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        loop {
+            self.limits.wait_turn().await;
+            let mut req = self.client.post(&url).json(body);
+            if let Some(key) = &self.api_key {
+                req = req.bearer_auth(key);
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return serde_json::from_str(&text)
+                            .map_err(|e| EvalError::Backend(format!("{url}: not JSON: {e}")));
+                    }
+                    let retry = status.as_u16() == 429 || status.is_server_error();
+                    let message = format!(
+                        "{url}: HTTP {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    );
+                    if !retry {
+                        return Err(EvalError::Backend(message));
+                    }
+                    message
+                }
+                Err(e) => format!("{url}: {e}"),
+            };
+            if attempt >= self.retries {
+                return Err(EvalError::Backend(format!("{outcome} (after {} tries)", attempt + 1)));
+            }
+            tokio::time::sleep(Duration::from_millis(250 << attempt.min(6))).await;
+            attempt += 1;
+        }
+    }
+}
+
+impl Backend for OpenAi {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn generate<'a>(
+        &'a self,
+        prompt: &'a str,
+        max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>> {
+        Box::pin(async move {
+            if self.chat {
+                let body = json!({"model": self.model, "temperature": 0, "max_tokens": max_tokens,
+                    "messages": [{"role": "user", "content": prompt}]});
+                let v = self.post("/chat/completions", &body).await?;
+                v["choices"][0]["message"]["content"].as_str().map(str::to_owned).ok_or_else(|| {
+                    EvalError::Backend(format!("no choices[0].message.content in {v}"))
+                })
+            } else {
+                let body = json!({"model": self.model, "temperature": 0, "max_tokens": max_tokens, "prompt": prompt});
+                let v = self.post("/completions", &body).await?;
+                v["choices"][0]["text"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| EvalError::Backend(format!("no choices[0].text in {v}")))
+            }
+        })
+    }
+
+    fn loglik<'a>(
+        &'a self,
+        context: &'a str,
+        continuations: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<f64>, EvalError>> {
+        Box::pin(async move {
+            if self.chat {
+                return Err(EvalError::Unsupported(
+                    "prompt log-probabilities over a chat API: use --scoring generate or a /v1/completions endpoint"
+                        .into(),
+                ));
+            }
+            let mut out = Vec::with_capacity(continuations.len());
+            for cont in continuations {
+                let prompt = format!("{context}{cont}");
+                let body = json!({"model": self.model, "prompt": prompt, "max_tokens": 0, "echo": true,
+                    "logprobs": 1, "temperature": 0});
+                let v = self.post("/completions", &body).await?;
+                out.push(continuation_logprob(
+                    &v["choices"][0]["logprobs"],
+                    &prompt,
+                    context.len(),
+                )?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Sums the log-probabilities of the tokens that overlap the continuation, found by text offset. Offsets
+/// may count bytes (finllm, llama.cpp) or characters; the unit is the one under which the tokens cover
+/// the prompt exactly.
+pub fn continuation_logprob(
+    logprobs: &Value,
+    prompt: &str,
+    context_bytes: usize,
+) -> Result<f64, EvalError> {
+    let bad = |what: &str| EvalError::Backend(format!("echo logprobs: {what} in {logprobs}"));
+    let tokens: Vec<&str> = logprobs["tokens"]
+        .as_array()
+        .ok_or_else(|| bad("no tokens"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let lps = logprobs["token_logprobs"].as_array().ok_or_else(|| bad("no token_logprobs"))?;
+    let offsets: Vec<usize> = logprobs["text_offset"]
+        .as_array()
+        .ok_or_else(|| bad("no text_offset"))?
+        .iter()
+        .filter_map(|o| o.as_u64().and_then(|o| usize::try_from(o).ok()))
+        .collect();
+    if tokens.is_empty() || offsets.len() != tokens.len() || lps.len() != tokens.len() {
+        return Err(bad("tokens, token_logprobs and text_offset differ in length"));
+    }
+    let last = offsets[offsets.len() - 1];
+    let last_token = tokens[tokens.len() - 1];
+    let in_chars = last + last_token.chars().count() == prompt.chars().count()
+        && last + last_token.len() != prompt.len();
+    let (boundary, width): (usize, fn(&str) -> usize) = if in_chars {
+        (prompt.get(..context_bytes).map_or(context_bytes, |c| c.chars().count()), |t| {
+            t.chars().count()
+        })
+    } else {
+        (context_bytes, str::len)
+    };
+    let mut sum = 0.0;
+    let mut counted = 0;
+    for (i, (&offset, token)) in offsets.iter().zip(&tokens).enumerate() {
+        let end = offset + width(token).max(1);
+        if end > boundary {
+            let lp = lps[i]
+                .as_f64()
+                .ok_or_else(|| bad("the continuation's first token has no logprob"))?;
+            sum += lp;
+            counted += 1;
+        }
+    }
+    if counted == 0 {
+        return Err(bad("no token covers the continuation"));
+    }
+    Ok(sum)
+}
+
+type AnswerFn = dyn Fn(&str) -> Result<String, EvalError> + Send + Sync;
+
+/// Answers chosen by a test: `answer(prompt)` is the generation; for log-likelihood, the option equal to
+/// the answer gets 0 and every other one -10. Counts every call, so tests can prove what was (not) asked.
+pub struct Scripted {
+    model: String,
+    answer: Box<AnswerFn>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripted").field("model", &self.model).field("calls", &self.calls).finish()
+    }
+}
+
+impl Scripted {
+    /// A scripted model called `model`.
+    pub fn new(
+        model: &str,
+        answer: impl Fn(&str) -> Result<String, EvalError> + Send + Sync + 'static,
+    ) -> Scripted {
+        Scripted {
+            model: model.to_owned(),
+            answer: Box::new(answer),
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A scripted model answering from `(needle, output)` pairs: the pair whose needle occurs latest in
+    /// the prompt (the question being asked, not a few-shot example) gives the output; none gives "".
+    pub fn from_pairs(model: &str, pairs: Vec<(String, String)>) -> Scripted {
+        Scripted::new(model, move |prompt| {
+            Ok(pairs
+                .iter()
+                .filter_map(|(needle, out)| prompt.rfind(needle.as_str()).map(|at| (at, out)))
+                .max_by_key(|(at, _)| *at)
+                .map(|(_, out)| out.clone())
+                .unwrap_or_default())
+        })
+    }
+
+    /// The shared call counter.
+    pub fn calls(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.calls)
+    }
+}
+
+impl Backend for Scripted {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn generate<'a>(
+        &'a self,
+        prompt: &'a str,
+        _max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let out = (self.answer)(prompt);
+        Box::pin(async move { out })
+    }
+
+    fn loglik<'a>(
+        &'a self,
+        context: &'a str,
+        continuations: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<f64>, EvalError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let out = (self.answer)(context).map(|a| {
+            continuations.iter().map(|c| if c.trim() == a.trim() { 0.0 } else { -10.0 }).collect()
+        });
+        Box::pin(async move { out })
+    }
+}

@@ -1,0 +1,260 @@
+//! Loaders for the formats benchmark data ships in: CSV with option columns, JSON arrays, JSONL (also chat
+//! `messages`). Each yields [`Sample`]s; malformed data is an error naming file, row and column.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde_json::Value;
+
+use crate::{EvalError, task::Format, task::Sample};
+
+/// Option column names, in order; a row uses those that are present and non-empty.
+const LETTERS: [&str; 6] = ["A", "B", "C", "D", "E", "F"];
+
+/// Loads `path`, in `format` or the one its extension says.
+pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalError> {
+    let format = match format {
+        Some(f) => f,
+        None => match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("json") => Format::Json,
+            Some("jsonl") => Format::Jsonl,
+            _ => {
+                return Err(data_err(
+                    path,
+                    0,
+                    None,
+                    "unknown format: name it in the task spec".into(),
+                ));
+            }
+        },
+    };
+    let text = crate::read_file(path)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    match format {
+        Format::Csv => load_csv(path, text),
+        Format::Json => {
+            let value: Value = serde_json::from_str(text).map_err(|e| {
+                data_err(path, e.line(), None, format!("not JSON: {e} (column {})", e.column()))
+            })?;
+            let Value::Array(items) = value else {
+                return Err(data_err(path, 1, None, "expected a JSON array of objects".into()));
+            };
+            items.iter().enumerate().map(|(i, item)| from_object(path, i + 1, item)).collect()
+        }
+        Format::Jsonl => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                let value: Value = serde_json::from_str(line)
+                    .map_err(|e| data_err(path, i + 1, None, format!("not JSON: {e}")))?;
+                from_object(path, i + 1, &value)
+            })
+            .collect(),
+    }
+}
+
+fn data_err(path: &Path, row: usize, column: Option<&str>, message: String) -> EvalError {
+    EvalError::Data {
+        file: path.display().to_string(),
+        row,
+        column: column.map(str::to_owned),
+        message,
+    }
+}
+
+fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+    let headers =
+        reader.headers().map_err(|e| data_err(path, 1, None, format!("bad header: {e}")))?.clone();
+    let find = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
+    let question = find(&["question", "Question", "instruction", "input"])
+        .ok_or_else(|| data_err(path, 1, Some("question"), "no question column".into()))?;
+    let answer = find(&["answer", "Answer", "output", "target"])
+        .ok_or_else(|| data_err(path, 1, Some("answer"), "no answer column".into()))?;
+    let id = find(&["id", "", "index"]);
+    let context = find(&["context"]);
+    let options: Vec<(usize, &str)> =
+        LETTERS.iter().filter_map(|l| find(&[l]).map(|i| (i, *l))).collect();
+    let mut samples = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let row = n + 2;
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(row, |p| p.line() as usize);
+            data_err(path, line, None, format!("{e}"))
+        })?;
+        let get = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
+        let choices: Vec<(String, String)> = options
+            .iter()
+            .map(|&(i, l)| (l.to_owned(), get(i)))
+            .filter(|(_, text)| !text.is_empty())
+            .collect();
+        let target = get(answer);
+        if target.is_empty() {
+            return Err(data_err(path, row, headers.get(answer), "empty answer".into()));
+        }
+        if !choices.is_empty() {
+            check_letters(path, row, headers.get(answer), &target, &choices)?;
+        }
+        let fields = headers
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.to_owned(), v.to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        samples.push(Sample {
+            id: id.map(get).filter(|s| !s.is_empty()).unwrap_or_else(|| (row - 1).to_string()),
+            question: get(question),
+            context: context.map(get).filter(|s| !s.is_empty()),
+            choices,
+            target,
+            fields,
+        });
+    }
+    Ok(samples)
+}
+
+/// The answer of a choice row must be letters of its options (`B`, `ABD`).
+fn check_letters(
+    path: &Path,
+    row: usize,
+    column: Option<&str>,
+    target: &str,
+    choices: &[(String, String)],
+) -> Result<(), EvalError> {
+    for c in target.chars() {
+        if !choices.iter().any(|(l, _)| l.starts_with(c)) {
+            let labels: String = choices.iter().map(|(l, _)| l.as_str()).collect();
+            return Err(data_err(
+                path,
+                row,
+                column,
+                format!("answer {target:?} is not among the options {labels}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn from_object(path: &Path, row: usize, item: &Value) -> Result<Sample, EvalError> {
+    let Value::Object(map) = item else {
+        return Err(data_err(path, row, None, "expected a JSON object".into()));
+    };
+    let field = |k: &str| map.get(k).and_then(text_of).filter(|s| !s.is_empty());
+    let mut fields: BTreeMap<String, String> =
+        map.iter().filter_map(|(k, v)| text_of(v).map(|t| (k.clone(), t))).collect();
+    let (question, chat_answer) = if let Some(messages) = map.get("messages") {
+        let Value::Array(messages) = messages else {
+            return Err(data_err(path, row, Some("messages"), "expected an array".into()));
+        };
+        let mut question = None;
+        let mut answer = None;
+        for (i, m) in messages.iter().enumerate() {
+            let role = m.get("role").and_then(Value::as_str);
+            let content = m.get("content").and_then(text_of).ok_or_else(|| {
+                data_err(path, row, Some(&format!("messages[{i}].content")), "missing".into())
+            })?;
+            match role {
+                Some("system") => {
+                    fields.insert("system".into(), content);
+                }
+                Some("user") => question = Some(content),
+                Some("assistant") => answer = Some(content),
+                _ => {
+                    return Err(data_err(
+                        path,
+                        row,
+                        Some(&format!("messages[{i}].role")),
+                        "expected system, user or assistant".into(),
+                    ));
+                }
+            }
+        }
+        let question = question
+            .ok_or_else(|| data_err(path, row, Some("messages"), "no user message".into()))?;
+        (question, answer)
+    } else {
+        let question = match (field("question"), field("instruction"), field("input")) {
+            (Some(q), ..) => q,
+            (None, Some(i), Some(input)) => format!("{i}\n{input}"),
+            (None, Some(i), None) => i,
+            (None, None, Some(input)) => input,
+            (None, None, None) => {
+                return Err(data_err(path, row, Some("question"), "no question field".into()));
+            }
+        };
+        (question, None)
+    };
+    let target = field("answer")
+        .or_else(|| field("gold_answer"))
+        .or(chat_answer)
+        .or_else(|| field("output"))
+        .ok_or_else(|| data_err(path, row, Some("answer"), "no answer field".into()))?;
+    let choices = match map.get("choices") {
+        None | Some(Value::Null) => LETTERS
+            .iter()
+            .filter_map(|l| field(l).map(|t| ((*l).to_owned(), t)))
+            .collect::<Vec<_>>(),
+        Some(Value::Object(m)) => {
+            m.iter().filter_map(|(k, v)| text_of(v).map(|t| (k.clone(), t))).collect()
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .zip(LETTERS)
+            .filter_map(|(v, l)| text_of(v).map(|t| (l.to_owned(), t)))
+            .collect(),
+        Some(Value::String(s)) => parse_dict(s).ok_or_else(|| {
+            data_err(path, row, Some("choices"), format!("unreadable options {s:?}"))
+        })?,
+        Some(_) => return Err(data_err(path, row, Some("choices"), "expected an object".into())),
+    };
+    if !choices.is_empty() {
+        check_letters(path, row, Some("answer"), &target, &choices)?;
+    }
+    Ok(Sample {
+        id: field("id").unwrap_or_else(|| row.to_string()),
+        question,
+        context: field("context"),
+        choices,
+        target,
+        fields,
+    })
+}
+
+/// Parses option dicts written as Python literals (`{'A': '货币市场', 'B': '债券市场'}`) or as JSON.
+pub fn parse_dict(text: &str) -> Option<Vec<(String, String)>> {
+    if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) {
+        return Some(m.iter().filter_map(|(k, v)| text_of(v).map(|t| (k.clone(), t))).collect());
+    }
+    let body = text.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    // Keys are single capital letters, so split at each `'X': '` marker in order.
+    let mut markers = Vec::new();
+    for l in LETTERS {
+        for quote in ['\'', '"'] {
+            let marker = format!("{quote}{l}{quote}: {quote}");
+            if let Some(at) = body.find(&marker) {
+                markers.push((at, marker.len(), l, quote));
+                break;
+            }
+        }
+    }
+    if markers.is_empty() || markers[0].0 != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, &(at, len, label, quote)) in markers.iter().enumerate() {
+        let end = markers.get(i + 1).map_or(body.len(), |m| m.0);
+        let value = body[at + len..end].trim_end().trim_end_matches(',').trim_end();
+        let value = value.strip_suffix(quote)?;
+        out.push((label.to_owned(), value.to_owned()));
+    }
+    Some(out)
+}

@@ -1,0 +1,272 @@
+//! Running a task against a backend: ask what the store does not hold yet (in parallel, within the
+//! backend's limits), store each answer as it arrives, then score every sample on both paths.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    EvalError,
+    backend::Backend,
+    metrics, stats,
+    store::{Answer, Store},
+    task::{Sample, Scoring, Task, TaskKind},
+};
+
+/// How a run asks.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Which scoring paths run.
+    pub scoring: Scoring,
+    /// Score only the first `limit` samples.
+    pub limit: Option<usize>,
+    /// Ask again even when the store holds an answer (the new answer replaces it).
+    pub no_cache: bool,
+    /// Samples in flight at once (the backend's own limits still apply).
+    pub concurrency: usize,
+}
+
+/// The log-likelihood path's outcome for one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoglikResult {
+    /// Log-probability of each option.
+    pub logprobs: Vec<f64>,
+    /// The option with the highest log-probability.
+    pub pred: String,
+    /// The option with the highest log-probability per byte of its continuation.
+    pub pred_norm: String,
+}
+
+/// The generation path's outcome for one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenResult {
+    /// What the model wrote.
+    pub raw: String,
+    /// The extracted answer; `None` = unextractable (scored as wrong).
+    pub extracted: Option<String>,
+    /// The extractor used.
+    pub extractor: String,
+}
+
+/// One sample's scored result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleResult {
+    /// Sample id.
+    pub id: String,
+    /// The reference answer.
+    pub target: String,
+    /// Log-likelihood path, when it ran.
+    pub loglik: Option<LoglikResult>,
+    /// Generation path, when it ran.
+    pub generate: Option<GenResult>,
+    /// Every metric of the task on this sample.
+    pub scores: BTreeMap<String, f64>,
+    /// Whether the answer came from the store.
+    pub cached: bool,
+}
+
+/// A metric's mean with its bootstrap 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Mean over samples.
+    pub mean: f64,
+    /// Lower end of the 95% interval.
+    pub lo: f64,
+    /// Upper end of the 95% interval.
+    pub hi: f64,
+}
+
+/// A task's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Task name.
+    pub task: String,
+    /// Ability or domain.
+    pub group: Option<String>,
+    /// Task version (hash of spec, template and data).
+    pub version: String,
+    /// Model id.
+    pub model: String,
+    /// Metric names, headline first.
+    pub metric_names: Vec<String>,
+    /// Summaries by metric.
+    pub metrics: BTreeMap<String, Summary>,
+    /// Share of generations with no extractable answer.
+    pub unextractable_rate: Option<f64>,
+    /// Samples asked in this run.
+    pub asked: usize,
+    /// Samples answered from the store.
+    pub cached: usize,
+    /// Every sample.
+    pub samples: Vec<SampleResult>,
+}
+
+impl TaskResult {
+    /// The headline score (first metric), if any sample had it.
+    pub fn headline(&self) -> Option<(&str, Summary)> {
+        self.metric_names.iter().find_map(|m| self.metrics.get(m).map(|s| (m.as_str(), *s)))
+    }
+}
+
+fn params_key(task: &Task, scoring: Scoring) -> String {
+    format!(
+        "scoring={scoring:?};max_tokens={};continuation={}",
+        task.spec.max_tokens, task.spec.continuation
+    )
+}
+
+async fn ask(
+    task: &Task,
+    sample: &Sample,
+    backend: &dyn Backend,
+    scoring: Scoring,
+) -> Result<Answer, EvalError> {
+    let prompt = task.prompt(sample)?;
+    let loglik = if scoring.loglik() && !sample.choices.is_empty() {
+        let conts: Vec<String> =
+            (0..sample.choices.len()).map(|i| task.continuation(sample, i)).collect();
+        Some(backend.loglik(&prompt, &conts).await?)
+    } else {
+        None
+    };
+    let raw = if scoring.generate() {
+        Some(backend.generate(&prompt, task.spec.max_tokens).await?)
+    } else {
+        None
+    };
+    Ok(Answer { loglik, raw })
+}
+
+/// Scores `answer` for `sample`: predictions, extraction and every metric of the task.
+pub fn score(task: &Task, sample: &Sample, answer: &Answer, cached: bool) -> SampleResult {
+    let loglik = answer
+        .loglik
+        .as_ref()
+        .filter(|lps| lps.len() == sample.choices.len() && !lps.is_empty())
+        .map(|lps| {
+            let argmax = |f: &dyn Fn(usize) -> f64| {
+                (0..lps.len())
+                    .max_by(|&a, &b| f(a).total_cmp(&f(b)))
+                    .map_or(String::new(), |i| sample.choices[i].0.clone())
+            };
+            let norm = |i: usize| lps[i] / task.continuation(sample, i).len().max(1) as f64;
+            LoglikResult {
+                logprobs: lps.clone(),
+                pred: argmax(&|i| lps[i]),
+                pred_norm: argmax(&norm),
+            }
+        });
+    let extractor = task.spec.extractor();
+    let generate = answer.raw.as_ref().map(|raw| GenResult {
+        raw: raw.clone(),
+        extracted: extractor.extract(raw, &sample.choices),
+        extractor: extractor.name().to_owned(),
+    });
+    let target = if task.spec.kind == TaskKind::Open {
+        sample.target.clone()
+    } else {
+        sample.target.trim().to_owned()
+    };
+    let mut result = SampleResult {
+        id: sample.id.clone(),
+        target,
+        loglik,
+        generate,
+        scores: BTreeMap::new(),
+        cached,
+    };
+    for name in task.spec.metric_names() {
+        if let Some(s) = metrics::score(&name, &result) {
+            result.scores.insert(name, s);
+        }
+    }
+    result
+}
+
+/// Runs `task` against `backend`, storing each answer in `store` as it arrives; `progress` is called
+/// with the number of samples done. A failing request stops the run after storing what was answered,
+/// so the next run resumes there.
+pub async fn run_task(
+    task: &Task,
+    backend: &dyn Backend,
+    store: &Store,
+    options: RunOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<TaskResult, EvalError> {
+    let samples: Vec<&Sample> =
+        task.samples.iter().take(options.limit.unwrap_or(usize::MAX)).collect();
+    let params = params_key(task, options.scoring);
+    let model = backend.model();
+    let mut answers: Vec<Option<(Answer, bool)>> = vec![None; samples.len()];
+    let mut todo = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        match store.get(model, &task.version, &s.id, &params)? {
+            Some(a) if !options.no_cache => answers[i] = Some((a, true)),
+            _ => todo.push(i),
+        }
+    }
+    let mut done = samples.len() - todo.len();
+    progress(done);
+    let mut stream = futures_util::stream::iter(todo.iter().map(|&i| {
+        let sample = samples[i];
+        async move { (i, ask(task, sample, backend, options.scoring).await) }
+    }))
+    .buffer_unordered(options.concurrency.max(1));
+    let mut failure = None;
+    while let Some((i, outcome)) = stream.next().await {
+        match outcome {
+            Ok(answer) => {
+                store.put(
+                    (model, &task.version, &samples[i].id, &params),
+                    &task.spec.name,
+                    &answer,
+                )?;
+                answers[i] = Some((answer, false));
+                done += 1;
+                progress(done);
+            }
+            Err(e) => {
+                // Keep storing what is already in flight, then report the first failure.
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let results: Vec<SampleResult> = samples
+        .iter()
+        .zip(answers)
+        .filter_map(|(s, a)| a.map(|(a, cached)| score(task, s, &a, cached)))
+        .collect();
+    Ok(summarize(task, model, results))
+}
+
+fn summarize(task: &Task, model: &str, samples: Vec<SampleResult>) -> TaskResult {
+    let metric_names = task.spec.metric_names();
+    let mut metrics = BTreeMap::new();
+    for name in &metric_names {
+        let values: Vec<f64> = samples.iter().filter_map(|s| s.scores.get(name).copied()).collect();
+        if !values.is_empty() {
+            let (lo, hi) = stats::bootstrap_ci(&values, 1000, 0);
+            metrics.insert(name.clone(), Summary { mean: stats::mean(&values), lo, hi });
+        }
+    }
+    let gens: Vec<&GenResult> = samples.iter().filter_map(|s| s.generate.as_ref()).collect();
+    let unextractable_rate = (!gens.is_empty())
+        .then(|| gens.iter().filter(|g| g.extracted.is_none()).count() as f64 / gens.len() as f64);
+    let cached = samples.iter().filter(|s| s.cached).count();
+    TaskResult {
+        task: task.spec.name.clone(),
+        group: task.spec.group.clone(),
+        version: task.version.clone(),
+        model: model.to_owned(),
+        metric_names,
+        metrics,
+        unextractable_rate,
+        asked: samples.len() - cached,
+        cached,
+        samples,
+    }
+}

@@ -238,10 +238,10 @@ impl Universe {
             for i in 0..w.len() {
                 match fixed[i] {
                     None if w[i] < self.lower[i] - TOL => {
-                        (fixed[i], changed) = (Some(self.lower[i]), true)
+                        (fixed[i], changed) = (Some(self.lower[i]), true);
                     }
                     None if w[i] > self.upper[i] + TOL => {
-                        (fixed[i], changed) = (Some(self.upper[i]), true)
+                        (fixed[i], changed) = (Some(self.upper[i]), true);
                     }
                     Some(v)
                         if v == self.lower[i]

@@ -370,7 +370,8 @@ impl Guard {
     }
 }
 
-fn hit_token(hit: &Hit) -> String {
+/// The classifier feature token of a lexicon hit (shared by training and judging).
+pub(crate) fn hit_token(hit: &Hit) -> String {
     match (&hit.label, hit.strength) {
         (Label::Intent(i), Strength::Block) => format!("lexb:{i}"),
         (Label::Intent(i), Strength::Signal) => format!("lexs:{i}"),

@@ -61,7 +61,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { controversial: 0.5, unsafe_: 0.5 }
+        Thresholds { controversial: 0.4, unsafe_: 0.5 }
     }
 }
 

@@ -90,19 +90,8 @@ pub fn targets(example: &Example, heads: &[String], taxonomy: &Taxonomy) -> Vec<
 /// Features of an example as the guard computes them (normalised text plus lexicon tokens).
 pub fn example_features(text: &str, lexicon: &Lexicon) -> Vec<(u32, f32)> {
     let normalised = text::normalize(&text::strip_pii(text));
-    let extra: Vec<String> = lexicon
-        .find(&normalised)
-        .iter()
-        .map(|h| match (&h.label, h.strength) {
-            (crate::lexicon::Label::Intent(i), crate::lexicon::Strength::Block) => {
-                format!("lexb:{i}")
-            }
-            (crate::lexicon::Label::Intent(i), crate::lexicon::Strength::Signal) => {
-                format!("lexs:{i}")
-            }
-            (crate::lexicon::Label::Technique(t), _) => format!("lext:{t}"),
-        })
-        .collect();
+    let extra: Vec<String> =
+        lexicon.find(&normalised).iter().map(crate::guard::hit_token).collect();
     model::features(&normalised, &extra)
 }
 

@@ -316,3 +316,112 @@ impl LayerKv {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Architecture, RopeConfig, RopeScaling, RopeStyle};
+
+    fn cache(blocks: usize) -> KvCache {
+        let model = ModelConfig {
+            arch: Architecture::Llama,
+            vocab_size: 10,
+            hidden_size: 8,
+            intermediate_size: 8,
+            n_layers: 2,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 4,
+            rms_norm_eps: 1e-5,
+            rope: RopeConfig {
+                theta: 1e4,
+                rotary_dim: 4,
+                style: RopeStyle::NeoX,
+                scaling: RopeScaling::None,
+            },
+            max_position: 1000,
+            tie_embeddings: false,
+            attention_bias: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        };
+        let bytes = KvCache::bytes_per_token(&model) * 4 * blocks;
+        KvCache::new(&model, &KvCacheConfig { block_size: 4, max_bytes: bytes, max_context: 100 })
+            .unwrap()
+    }
+
+    fn mark(c: &mut KvCache, seq: SeqId, pos: usize, value: f32) {
+        let slot = c.slot(&c.blocks(seq).unwrap().to_vec(), pos);
+        let geo = c.geometry();
+        for layer in &mut c.layers {
+            layer.write(&geo, slot, &[value; 4], &[value; 4]);
+        }
+    }
+
+    fn read(c: &KvCache, seq: SeqId, pos: usize) -> f32 {
+        let slot = c.slot(c.blocks(seq).unwrap(), pos);
+        c.layers[1].k[c.geometry().index(slot.block, 0, slot.offset)].to_f32()
+    }
+
+    #[test]
+    fn fork_shares_blocks_and_copies_on_write() {
+        let mut c = cache(8);
+        let a = c.add_sequence();
+        assert_eq!(c.reserve(a, 6).unwrap(), 0);
+        for p in 0..6 {
+            mark(&mut c, a, p, p as f32);
+        }
+        assert_eq!(c.free_blocks(), 6);
+        let b = c.fork(a, 6).unwrap();
+        assert_eq!(c.free_blocks(), 6, "nothing copied at fork");
+        // b writes position 6, inside the shared partial block: it gets its own copy.
+        assert_eq!(c.reserve(b, 1).unwrap(), 6);
+        assert_eq!(c.free_blocks(), 5);
+        mark(&mut c, b, 6, 60.0);
+        assert_eq!((read(&c, b, 5), read(&c, b, 6)), (5.0, 60.0));
+        // a writes its own position 6; the partial block is no longer shared, so no copy.
+        c.reserve(a, 1).unwrap();
+        assert_eq!(c.free_blocks(), 5);
+        mark(&mut c, a, 6, -6.0);
+        assert_eq!((read(&c, a, 6), read(&c, b, 6)), (-6.0, 60.0));
+        assert_eq!(
+            c.blocks(a).unwrap()[0],
+            c.blocks(b).unwrap()[0],
+            "the full first block stays shared"
+        );
+        c.free_sequence(a).unwrap();
+        assert_eq!(c.free_blocks(), 6, "b still holds the shared block");
+        c.free_sequence(b).unwrap();
+        assert_eq!(c.free_blocks(), 8);
+        assert!(matches!(c.free_sequence(b), Err(EngineError::UnknownSequence(_))));
+    }
+
+    #[test]
+    fn truncate_into_a_shared_block_then_write_copies() {
+        let mut c = cache(8);
+        let a = c.add_sequence();
+        c.reserve(a, 8).unwrap();
+        for p in 0..8 {
+            mark(&mut c, a, p, p as f32);
+        }
+        let b = c.fork(a, 8).unwrap();
+        c.truncate(b, 2).unwrap();
+        assert_eq!((c.seq_len(b).unwrap(), c.blocks(b).unwrap().len()), (2, 1));
+        c.reserve(b, 1).unwrap();
+        mark(&mut c, b, 2, 99.0);
+        assert_eq!((read(&c, a, 2), read(&c, b, 2), read(&c, b, 1)), (2.0, 99.0, 1.0));
+    }
+
+    #[test]
+    fn budget_and_context_limits() {
+        let mut c = cache(2);
+        let a = c.add_sequence();
+        assert!(matches!(c.reserve(a, 9), Err(EngineError::CacheFull { needed: 3, free: 2 })));
+        assert_eq!(c.seq_len(a).unwrap(), 0);
+        assert!(matches!(
+            c.reserve(a, 101),
+            Err(EngineError::ContextLength { needed: 101, max: 100 })
+        ));
+        assert!(c.fork(a, 1).is_err(), "cannot share more than the sequence holds");
+    }
+}

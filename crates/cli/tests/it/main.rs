@@ -10,6 +10,7 @@
 )]
 
 mod config;
+mod finance;
 mod generate;
 mod guard;
 mod help;

@@ -67,3 +67,36 @@ fn shared_policy_swaps_without_disturbing_holders() {
     assert_eq!(held.name, "default");
     assert_eq!(shared.load().name, "finance");
 }
+
+/// Seeded fuzzing of the policy parser: mutated policy files are accepted or rejected with a line
+/// inside the file, never a panic.
+#[test]
+fn mutated_policies_never_panic() {
+    let source = guard::policy::FINANCE_POLICY_TOML;
+    let chars: Vec<char> = source.chars().collect();
+    let mut state: u64 = 42;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let junk = ['"', '[', ']', '=', '\n', '.', '9', 'x', '#', ' '];
+    for _ in 0..500 {
+        let mut mutated = chars.clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = (next() % mutated.len() as u64) as usize;
+            match next() % 3 {
+                0 => {
+                    mutated.remove(at);
+                }
+                1 => mutated.insert(at, junk[(next() % junk.len() as u64) as usize]),
+                _ => mutated[at] = junk[(next() % junk.len() as u64) as usize],
+            }
+        }
+        let text: String = mutated.iter().collect();
+        if let Err(guard::GuardError::Invalid { line, .. }) = Policy::parse("fuzz.toml", &text) {
+            assert!(line <= text.lines().count() + 1, "line {line} outside the file");
+        }
+    }
+}

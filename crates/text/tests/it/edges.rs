@@ -35,3 +35,30 @@ fn nested_encodings_are_bounded() {
     assert!(found.len() <= text::decode::MAX_CANDIDATES);
     assert!(found.iter().all(|d| d.chain.len() <= 4));
 }
+
+/// Seeded fuzzing: random bytes and mutated encodings never panic and stay within the caps.
+#[test]
+fn decoders_and_detectors_survive_random_input() {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = "ABCDabcd0123456789+/=%-. 洗钱\u{200B}\u{E0041}xX:\\\n身份证号1381234567811010519491231002X@";
+    let pieces: Vec<char> = alphabet.chars().collect();
+    for _ in 0..2_000 {
+        let len = (next() % 200) as usize;
+        let s: String = (0..len).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+        assert!(text::decode_candidates(&s, 4).len() <= text::decode::MAX_CANDIDATES);
+        let _ = text::normalize(&s);
+        for span in text::detect_pii(&s) {
+            assert!(span.start < span.end && span.end <= s.len() && s.is_char_boundary(span.start));
+        }
+        let masked = text::mask(&s);
+        assert_eq!(text::restore(&masked.text, &masked), s);
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let _ = text::normalize_bytes(&bytes);
+    }
+}

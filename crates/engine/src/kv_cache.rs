@@ -351,7 +351,7 @@ mod tests {
     }
 
     fn mark(c: &mut KvCache, seq: SeqId, pos: usize, value: f32) {
-        let slot = c.slot(&c.blocks(seq).unwrap().to_vec(), pos);
+        let slot = c.slot(c.blocks(seq).unwrap(), pos);
         let geo = c.geometry();
         for layer in &mut c.layers {
             layer.write(&geo, slot, &[value; 4], &[value; 4]);

@@ -44,6 +44,8 @@ enum Command {
     Config(commands::config::ConfigArgs),
     /// Print the table of error codes: HTTP status, type and meaning
     Errors(commands::errors::ErrorsArgs),
+    /// EVE: evaluate a model on financial benchmarks or task specs; reports, comparisons, CI gates
+    Eval(commands::eval::EvalArgs),
     /// Exact financial tools: liquidity, rates, portfolio, allocation, suitability, loans, ratings, calculator
     Finance(commands::finance::FinanceArgs),
     /// 天鉴 guard: check, scan, train and evaluate the input/output guard
@@ -76,6 +78,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Config(cmd) => commands::config::run(&cmd, &resolved),
         Command::Errors(cmd) => commands::errors::run(&cmd),
+        Command::Eval(cmd) => commands::eval::run(&cmd, &config),
         Command::Finance(cmd) => commands::finance::run(&cmd),
         Command::Guard(cmd) => commands::guard::run(&cmd),
         Command::Generate(cmd) => commands::generate::run(&cmd),

@@ -259,8 +259,8 @@ pub fn continuation_logprob(
 
 type AnswerFn = dyn Fn(&str) -> Result<String, EvalError> + Send + Sync;
 
-/// Answers chosen by a test: `answer(prompt)` is the generation; for log-likelihood, the option equal to
-/// the answer gets 0 and every other one -10. Counts every call, so tests can prove what was (not) asked.
+/// Answers chosen by a test: `answer(prompt)` is the generation; for log-likelihood, the option the
+/// answer ends with (`A` for `答案：A`) gets 0 and every other one -10. Counts every call, so tests can prove what was (not) asked.
 pub struct Scripted {
     model: String,
     answer: Box<AnswerFn>,
@@ -287,12 +287,19 @@ impl Scripted {
     }
 
     /// A scripted model answering from `(needle, output)` pairs: the pair whose needle occurs latest in
-    /// the prompt (the question being asked, not a few-shot example) gives the output; none gives "".
+    /// the prompt (an empty needle is the fallback) (the question being asked, not a few-shot example) gives the output; none gives "".
     pub fn from_pairs(model: &str, pairs: Vec<(String, String)>) -> Scripted {
         Scripted::new(model, move |prompt| {
             Ok(pairs
                 .iter()
-                .filter_map(|(needle, out)| prompt.rfind(needle.as_str()).map(|at| (at, out)))
+                // An empty needle is the default answer: it matches, but last in priority.
+                .filter_map(|(needle, out)| {
+                    if needle.is_empty() {
+                        Some((0, out))
+                    } else {
+                        prompt.rfind(needle.as_str()).map(|at| (at + 1, out))
+                    }
+                })
                 .max_by_key(|(at, _)| *at)
                 .map(|(_, out)| out.clone())
                 .unwrap_or_default())
@@ -327,7 +334,10 @@ impl Backend for Scripted {
     ) -> BoxFuture<'a, Result<Vec<f64>, EvalError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let out = (self.answer)(context).map(|a| {
-            continuations.iter().map(|c| if c.trim() == a.trim() { 0.0 } else { -10.0 }).collect()
+            continuations
+                .iter()
+                .map(|c| if a.trim().ends_with(c.trim()) { 0.0 } else { -10.0 })
+                .collect()
         });
         Box::pin(async move { out })
     }

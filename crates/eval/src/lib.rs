@@ -24,8 +24,8 @@ pub enum EvalError {
     #[error("{file}: row {row}{}: {message}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
     Data { file: String, row: usize, column: Option<String>, message: String },
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     /// A task spec is invalid.
     #[error("task spec {path}: {message}")]
     Spec { path: String, message: String },
@@ -62,7 +62,7 @@ impl ErrorCode for EvalError {
 /// Reads a file, naming it in the error.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String, EvalError> {
     std::fs::read_to_string(path)
-        .map_err(|source| EvalError::Io { path: path.display().to_string(), source })
+        .map_err(|source| EvalError::Io { path: path.display().to_string(), error: source })
 }
 
 /// Lowercase hex SHA-256 of `bytes`.

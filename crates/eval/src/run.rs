@@ -146,7 +146,9 @@ pub fn score(task: &Task, sample: &Sample, answer: &Answer, cached: bool) -> Sam
         .filter(|lps| lps.len() == sample.choices.len() && !lps.is_empty())
         .map(|lps| {
             let argmax = |f: &dyn Fn(usize) -> f64| {
+                // The first of equal maxima, so ties never favour the last option.
                 (0..lps.len())
+                    .rev()
                     .max_by(|&a, &b| f(a).total_cmp(&f(b)))
                     .map_or(String::new(), |i| sample.choices[i].0.clone())
             };

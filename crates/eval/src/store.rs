@@ -28,8 +28,10 @@ impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Store, EvalError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| EvalError::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
+                path: dir.display().to_string(),
+                error: source,
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.execute_batch(

@@ -39,7 +39,7 @@ pub fn suite(name: &str, root: &Path, shots: usize) -> Result<Vec<TaskSpec>, Eva
 fn csv_files(root: &Path, dir: &str) -> Result<Vec<PathBuf>, EvalError> {
     let full = root.join(dir);
     let entries = std::fs::read_dir(&full)
-        .map_err(|source| EvalError::Io { path: full.display().to_string(), source })?;
+        .map_err(|source| EvalError::Io { path: full.display().to_string(), error: source })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())

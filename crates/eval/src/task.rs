@@ -245,7 +245,7 @@ impl Task {
     pub fn load(spec: TaskSpec, root: &Path) -> Result<Task, EvalError> {
         let path = root.join(&spec.dataset.path);
         let data = std::fs::read(&path)
-            .map_err(|source| EvalError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| EvalError::Io { path: path.display().to_string(), error: source })?;
         let mut samples = crate::load::load(&path, spec.dataset.format)?;
         if let Some((field, value)) = &spec.dataset.filter {
             samples.retain(|s| s.fields.get(field) == Some(value));
@@ -272,8 +272,10 @@ impl Task {
         let mut dev_bytes = Vec::new();
         if let (Some(fs), Some(dev)) = (spec.fewshot, &spec.dataset.dev_path) {
             let dev_path = root.join(dev);
-            dev_bytes = std::fs::read(&dev_path)
-                .map_err(|source| EvalError::Io { path: dev_path.display().to_string(), source })?;
+            dev_bytes = std::fs::read(&dev_path).map_err(|source| EvalError::Io {
+                path: dev_path.display().to_string(),
+                error: source,
+            })?;
             let pool = crate::load::load(&dev_path, spec.dataset.format)?;
             shots = draw(&pool, fs.k, fs.seed);
         }

@@ -71,7 +71,7 @@ pub struct Scores {
     pub unsafe_: f32,
     /// Per output category.
     pub categories: BTreeMap<String, f32>,
-    /// Per input intent (only those above 0.05, to keep results small).
+    /// Per input intent.
     pub intents: BTreeMap<String, f32>,
 }
 
@@ -352,7 +352,7 @@ impl Guard {
             risk,
             unsafe_: unsafe_score,
             categories: cat_probs.into_iter().collect(),
-            intents: intent_probs.into_iter().filter(|(_, p)| *p >= 0.05).collect(),
+            intents: intent_probs.into_iter().collect(),
         };
         dedup(&mut techniques);
         Judgement {

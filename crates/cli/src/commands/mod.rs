@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod errors;
+pub mod eval;
 pub mod finance;
 pub mod generate;
 pub mod guard;

@@ -10,6 +10,7 @@
 )]
 
 mod config;
+mod eval;
 mod finance;
 mod generate;
 mod guard;

@@ -1,0 +1,188 @@
+//! `finllm eval` end to end: the fixture suites against a scripted backend (accuracy equal to an
+//! independent count, reports, CI gate, compare), and against `finllm serve` with the tiny fixture model
+//! over HTTP on the log-likelihood path, where a second run asks nothing again.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use crate::finllm;
+
+fn fixture_data() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../eval/tests/data/finance-eval")
+        .display()
+        .to_string()
+}
+
+fn report(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name).join("report.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn suites_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = finllm(dir.path(), &["eval", "suites"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.lines().any(|l| l == "fin-eva") && run.stdout.lines().any(|l| l == "cflue"));
+    let run = finllm(dir.path(), &["eval", "run", "--scripted", "x.json"], &[]);
+    assert_eq!(run.code, 2, "no suite or task is bad usage: {}", run.stderr);
+}
+
+#[test]
+fn scripted_run_reports_the_counted_accuracy_and_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    // Always "A": FinEval fixture answers are A,A,B,B (accounting) and B,A (macroeconomics): 3 of 6.
+    std::fs::write(dir.path().join("a.json"), r#"[{"contains": "", "output": "答案：A"}]"#)
+        .unwrap();
+    let data = fixture_data();
+    let args = |report: &'static str, extra: &[&'static str]| {
+        let mut v =
+            vec!["--data-dir", "store", "eval", "run", "--suite", "fineval", "--data", &data];
+        v.extend(["--scripted", "a.json", "--report", report, "--shots", "1"]);
+        v.extend_from_slice(extra);
+        v.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let a = args("ra", &["--fail-below", "40"]);
+    let run = finllm(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Overall: **50.0**"), "{}", run.stdout);
+    assert!(run.stdout.contains("asked 6, from the store 0"), "{}", run.stdout);
+    let r = report(dir.path(), "ra");
+    assert_eq!(r["overall"]["mean"], 0.5);
+    assert_eq!(r["groups"][0]["group"], "FinEval/Accounting");
+    assert!(std::fs::read_to_string(dir.path().join("ra/report.html")).unwrap().contains("<svg"));
+
+    // Same run again: everything from the store; the gate at 60 fails with exit 1.
+    let a = args("ra", &["--fail-below", "60"]);
+    let run = finllm(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("asked 0, from the store 6"), "{}", run.stdout);
+    assert!(run.stderr.contains("below --fail-below 60.0"), "{}", run.stderr);
+
+    // A model that knows 预收账款 is B gets 4 of 6; compare sees the difference on the paired samples.
+    std::fs::write(
+        dir.path().join("b.json"),
+        r#"[{"contains": "", "output": "答案：A"}, {"contains": "预收账款", "output": "答案：B"}]"#,
+    )
+    .unwrap();
+    let mut b = args("rb", &[]);
+    b[9] = "b.json".into();
+    b.extend(["--model".into(), "better".into()]);
+    let run = finllm(dir.path(), &b.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        (report(dir.path(), "rb")["overall"]["mean"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-12
+    );
+    let run =
+        finllm(dir.path(), &["eval", "compare", "ra/report.json", "rb/report.json", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let acc = rows.as_array().unwrap().iter().find(|r| r["task"] == "fineval/accounting").unwrap();
+    assert_eq!((acc["a"].as_f64(), acc["b"].as_f64()), (Some(0.5), Some(0.75)));
+    assert_eq!(acc["paired"]["mcnemar_p"], 1.0);
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path, model: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_finllm"))
+        .current_dir(dir)
+        .args(["serve", "--model", &model.display().to_string(), "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut addr = None;
+    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("listening on http://").nth(1).map(|a| a.trim().to_owned());
+        line.clear();
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (Server(child), addr.expect("serve never said where it listens"))
+}
+
+#[test]
+fn loglik_path_over_http_against_finllm_serve() {
+    let model: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/fixtures/qwen2/model-q8_0.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(dir.path(), &model);
+    let endpoint = format!("http://{addr}/v1");
+    let data = fixture_data();
+    let args = [
+        "--data-dir",
+        "store",
+        "eval",
+        "run",
+        "--suite",
+        "cmmlu",
+        "--suite",
+        "financeiq",
+        "--data",
+        &data,
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "model-q8_0",
+        "--scoring",
+        "loglik",
+        "--report",
+        "r",
+        "--concurrency",
+        "2",
+    ];
+    let run = finllm(dir.path(), &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("asked 4, from the store 0"), "{}", run.stdout);
+    let r = report(dir.path(), "r");
+    let mut chosen = 0;
+    for task in r["tasks"].as_array().unwrap() {
+        for s in task["samples"].as_array().unwrap() {
+            let lps = s["loglik"]["logprobs"].as_array().unwrap();
+            assert_eq!(lps.len(), 4);
+            assert!(lps.iter().all(|v| v.as_f64().unwrap() < 0.0), "{lps:?}");
+            // acc is exactly whether the arg-max option is the reference.
+            let best = (0..4)
+                .max_by(|&a, &b| lps[a].as_f64().unwrap().total_cmp(&lps[b].as_f64().unwrap()))
+                .unwrap();
+            let pred = ["A", "B", "C", "D"][best];
+            assert_eq!(s["loglik"]["pred"], pred);
+            assert_eq!(s["scores"]["acc"].as_f64().unwrap() == 1.0, pred == s["target"]);
+            chosen += 1;
+        }
+    }
+    assert_eq!(chosen, 4);
+    let run = finllm(dir.path(), &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("asked 0, from the store 4"), "{}", run.stdout);
+    assert_eq!(
+        report(dir.path(), "r")["tasks"],
+        r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                for s in t["samples"].as_array_mut().unwrap() {
+                    s["cached"] = serde_json::Value::Bool(true);
+                }
+                t["cached"] = t["asked"].clone();
+                t["asked"] = 0.into();
+                t
+            })
+            .collect::<serde_json::Value>()
+    );
+}

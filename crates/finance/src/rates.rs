@@ -195,12 +195,14 @@ pub fn run(params: Value) -> Result<Value> {
             let previous = points[points.len() - 2];
             let daily = bp(last.value - previous.value);
             line.push_str(&format!("，较前值{}", move_text(daily)));
-            line.push_str(&format!(
-                "；较{}的{}%{}",
-                cn_date(first.date),
-                first.value.normalize(),
-                move_text(total)
-            ));
+            if points.len() > 2 {
+                line.push_str(&format!(
+                    "；较{}的{}%{}",
+                    cn_date(first.date),
+                    first.value.normalize(),
+                    move_text(total)
+                ));
+            }
         }
         if let (Some(low), Some(high)) = (spreads.iter().min(), spreads.iter().max()) {
             let rate = policy.as_ref().and_then(|f| f(last.date)).unwrap_or_default();

@@ -45,6 +45,11 @@ fn seed_shibor_changes() {
     assert_eq!(out["series"]["Shibor O/N"]["change_bp"], "-4.4");
     assert_eq!(out["series"]["Shibor 1W"]["last"]["value"], "1.752");
     assert_eq!(out["series"]["Shibor 1W"]["change_bp"], "1");
+    let summary = out["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("Shibor O/N：11月6日报1.579%，较前值下行4.4个基点；相对1.8%"),
+        "{summary}"
+    );
 }
 
 #[test]

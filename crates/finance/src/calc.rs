@@ -154,7 +154,13 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Decimal> {
         if self.eat('-') {
-            return Ok(-self.unary()?);
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(error(self.column(), "expression nested too deeply"));
+            }
+            let value = -self.unary()?;
+            self.depth -= 1;
+            return Ok(value);
         }
         if self.eat('+') {
             return self.unary();

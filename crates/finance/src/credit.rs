@@ -248,8 +248,8 @@ fn ratio(x: f64) -> Value {
 /// Runs the `loan` tool.
 pub fn run(params: Value) -> Result<Value> {
     let p: LoanParams = parse_params(params)?;
-    if p.principal <= Decimal::ZERO {
-        return Err(FinanceError::invalid("principal", "must be positive"));
+    if p.principal <= Decimal::ZERO || p.principal > Decimal::from(1_000_000_000_000_000_i64) {
+        return Err(FinanceError::invalid("principal", "must be positive and at most 1e15 yuan"));
     }
     if p.rate.is_sign_negative() || p.rate >= Decimal::from(10) {
         return Err(FinanceError::invalid(
@@ -265,8 +265,11 @@ pub fn run(params: Value) -> Result<Value> {
         ("monthly_fee", p.monthly_fee),
         ("prepay_penalty_rate", p.prepay_penalty_rate),
     ] {
-        if value.is_sign_negative() {
-            return Err(FinanceError::invalid(field, "must not be negative"));
+        if value.is_sign_negative() || value > p.principal {
+            return Err(FinanceError::invalid(
+                field,
+                "must not be negative or exceed the principal",
+            ));
         }
     }
     if p.upfront_fee >= p.principal {

@@ -162,11 +162,16 @@ impl Table {
         }
     }
 
-    /// The cell as a decimal, or an error naming row and column.
+    /// The cell as a decimal, or an error naming row and column. Magnitudes above 1e18 are refused so
+    /// that sums over any realistic table cannot overflow `Decimal`.
     pub fn decimal(&self, row: usize, column: usize) -> Result<Decimal> {
         let text = self.cell(row, column);
-        parse_decimal(text)
-            .ok_or_else(|| self.bad_cell(row, column, format!("{text:?} is not a number")))
+        let value = parse_decimal(text)
+            .ok_or_else(|| self.bad_cell(row, column, format!("{text:?} is not a number")))?;
+        if value.abs() > Decimal::from(1_000_000_000_000_000_000_i64) {
+            return Err(self.bad_cell(row, column, format!("{text} is too large (limit 1e18)")));
+        }
+        Ok(value)
     }
 
     /// The cell as a date, or an error naming row and column.

@@ -49,6 +49,7 @@ fn bad_expressions_say_where() {
     check_err("(-8)^(1/3)", "undefined");
     check_err("10^100", "overflows");
     check_err(&"(".repeat(500), "nested too deeply");
+    check_err(&format!("{}1", "-".repeat(1500)), "nested too deeply");
     check_err("sqrt(-1)", "negative");
     check_err("round(1, 2, 3)", "round takes");
 }

@@ -148,6 +148,7 @@ fn bad_input() {
     };
     check(json!({"rate": 0.1, "months": 12}), "principal");
     check(json!({"principal": -5, "rate": 0.1, "months": 12}), "principal: must be positive");
+    check(json!({"principal": "1e20", "rate": 0.1, "months": 12}), "at most 1e15");
     check(json!({"principal": 100, "rate": 0.1, "months": 0}), "months");
     check(json!({"principal": 100, "rate": -0.1, "months": 12}), "rate");
     check(json!({"principal": 100, "rate": 0.1, "months": 12, "method": "balloon"}), "method");

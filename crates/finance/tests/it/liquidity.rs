@@ -107,6 +107,10 @@ fn bad_input_names_what_and_where() {
         "date,instrument,tenor,amount\n2023-11-06,magic,7天,1\n",
         &["row 1", "give a direction column"],
     );
+    check(
+        "date,instrument,tenor,amount\n2023-11-06,逆回购,7天,1e25\n",
+        &["row 1", "`amount`", "too large"],
+    );
     let err = liquidity::run(json!({})).unwrap_err().to_string();
     assert!(err.contains("operations"), "{err}");
 }

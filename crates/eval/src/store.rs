@@ -34,8 +34,10 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path)?;
+        // WAL with synchronous=NORMAL survives a killed process (what resume needs); only an OS crash can
+        // lose the last answers, which are then asked again. It makes each insert ~7x cheaper than FULL.
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS results (
                model TEXT NOT NULL, task_version TEXT NOT NULL, sample TEXT NOT NULL, params TEXT NOT NULL,
                task TEXT NOT NULL, answer TEXT NOT NULL, created TEXT NOT NULL DEFAULT (datetime('now')),

@@ -230,3 +230,28 @@ dev_path = "fineval/dev/accounting_dev.csv"
         eval::task::TaskSpec::from_toml(&toml.replace("gen_acc", "nope"), "mine.toml").unwrap_err();
     assert!(err.to_string().contains("unknown metric \"nope\""), "{err}");
 }
+
+#[test]
+fn every_suite_loads_the_shared_benchmark_data() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/finance-eval");
+    if !shared.is_dir() {
+        println!("skipped: {} is absent", shared.display());
+        return;
+    }
+    // Row counts from the data's MANIFEST (Fin-Eva 2,343; FinEval val 2,420; CFLUE half 1,941; ...).
+    for (suite, rows) in [
+        ("fin-eva", 2343),
+        ("fineval", 2420),
+        ("financeiq", 50),
+        ("cmmlu", 30),
+        ("cflue", 1941),
+        ("disc-computing", 100),
+    ] {
+        let n: usize = suites::suite(suite, &shared, 0)
+            .unwrap()
+            .into_iter()
+            .map(|spec| Task::load(spec, &shared).unwrap().samples.len())
+            .sum();
+        assert_eq!(n, rows, "{suite}");
+    }
+}

@@ -63,6 +63,8 @@ struct RatesParams {
     moving_average: Option<usize>,
     #[serde(default)]
     band_bp: Option<Decimal>,
+    #[serde(default)]
+    compare: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +85,9 @@ pub fn schema() -> Value {
             "csv": {"type": "string", "description": "wide CSV: 日期/date plus one column per series (AKShare Shibor exports work)"},
             "policy_rate": {"description": "the policy rate in percent (e.g. 1.8 for the 7-day reverse repo), or the name of a series holding it"},
             "moving_average": {"type": "integer", "description": "moving-average window in observations, default 5"},
-            "band_bp": {"type": "number", "description": "a series within this many bp of the policy rate 'moves around it', default 20"}
+            "band_bp": {"type": "number", "description": "a series within this many bp of the policy rate 'moves around it', default 20"},
+            "compare": {"type": "array", "items": {"type": "string"}, "description": "series to compare with the policy rate \
+                (default: all), e.g. [\"DR007\"] for the 7-day reverse-repo rate"}
         }
     })
 }
@@ -158,6 +162,9 @@ pub fn run(params: Value) -> Result<Value> {
             Some(Box::new(move |_| Some(rate)))
         }
     };
+    if let Some(unknown) = p.compare.iter().flatten().find(|name| !all.contains_key(*name)) {
+        return Err(FinanceError::invalid("compare", format!("no series named {unknown:?}")));
+    }
     let policy_name = match &p.policy_rate {
         Some(Value::String(name)) if parse_decimal(name).is_none() => Some(name.clone()),
         _ => None,
@@ -170,10 +177,14 @@ pub fn run(params: Value) -> Result<Value> {
         }
         let mut rows = Vec::with_capacity(points.len());
         let mut spreads = Vec::new();
+        let compared = p.compare.as_ref().is_none_or(|names| names.contains(name));
         for (i, point) in points.iter().enumerate() {
             let change = (i > 0).then(|| bp(point.value - points[i - 1].value));
-            let spread =
-                policy.as_ref().and_then(|f| f(point.date)).map(|rate| bp(point.value - rate));
+            let spread = policy
+                .as_ref()
+                .filter(|_| compared)
+                .and_then(|f| f(point.date))
+                .map(|rate| bp(point.value - rate));
             if let Some(s) = spread {
                 spreads.push(s);
             }

@@ -60,6 +60,9 @@ enum Tool {
         /// Moving-average window
         #[arg(long)]
         moving_average: Option<usize>,
+        /// Series to compare with the policy rate, e.g. DR007 [default: all]
+        #[arg(long, value_delimiter = ',')]
+        compare: Vec<String>,
     },
     /// Portfolio diagnosis: concentration, exposure, volatility, drawdown, VaR, Sharpe, clusters
     Portfolio {
@@ -228,10 +231,13 @@ fn build(tool: &Tool) -> anyhow::Result<(&'static str, Value)> {
             insert(&mut p, "unit", unit.clone());
             "liquidity"
         }
-        Tool::Rates { file, policy_rate, moving_average } => {
+        Tool::Rates { file, policy_rate, moving_average, compare } => {
             p.insert("csv".into(), read(file)?.into());
             insert(&mut p, "policy_rate", policy_rate.clone());
             insert(&mut p, "moving_average", *moving_average);
+            if !compare.is_empty() {
+                p.insert("compare".into(), json!(compare));
+            }
             "rates"
         }
         Tool::Portfolio { holdings, prices, confidence, risk_free_rate } => {

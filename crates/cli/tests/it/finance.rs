@@ -156,3 +156,39 @@ fn bad_input_fails_with_a_located_message() {
     let run = finllm(dir.path(), &["finance", "loan", "--principal", "1"], &[]);
     assert_eq!(run.code, 2, "missing flags are a usage error");
 }
+
+#[test]
+fn rates_compare_dr007_with_the_policy_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rates.csv"),
+        "日期,DR007,Shibor O/N\n2023-11-03,1.7564,1.623\n2023-11-06,1.7691,1.579\n",
+    )
+    .unwrap();
+    let run = finllm(
+        dir.path(),
+        &[
+            "finance",
+            "rates",
+            "--file",
+            "rates.csv",
+            "--policy-rate",
+            "1.8",
+            "--compare",
+            "DR007",
+            "--text",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("相对1.8%的政策利率偏离-4.36至-3.09个基点，围绕政策利率波动"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Shibor O/N：11月6日报1.579%，较前值下行4.4个基点。"),
+        "{}",
+        run.stdout
+    );
+}

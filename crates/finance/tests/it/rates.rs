@@ -50,6 +50,18 @@ fn seed_shibor_changes() {
         summary.contains("Shibor O/N：11月6日报1.579%，较前值下行4.4个基点；相对1.8%"),
         "{summary}"
     );
+    // Only DR007 is a 7-day repo rate: compare just it with the 7-day policy rate.
+    let out = rates::run(
+        json!({"csv": fixture("rates_2023-11.csv"), "policy_rate": "1.8", "compare": ["DR007"]}),
+    )
+    .unwrap();
+    let summary = out["summary"].as_str().unwrap();
+    assert!(summary.contains("Shibor O/N：11月6日报1.579%，较前值下行4.4个基点。"), "{summary}");
+    assert_eq!(out["series"]["DR007"]["spread_bp_min"], "-4.36");
+    assert!(out["series"]["Shibor O/N"]["spread_bp_min"].is_null());
+    let err =
+        rates::run(json!({"csv": fixture("rates_2023-11.csv"), "compare": ["DR001"]})).unwrap_err();
+    assert!(err.to_string().contains("compare: no series named \"DR001\""), "{err}");
 }
 
 #[test]

@@ -95,6 +95,24 @@ pub const SETTINGS: &[Setting] = &[
         help: "serve requests whose audit record cannot be written (default: refuse them with 503)",
     },
     Setting {
+        key: "guard.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        help: "judge requests before the model and answers after it (天鉴), and serve /v1/moderations",
+    },
+    Setting {
+        key: "guard.model",
+        kind: Kind::OptionalPath,
+        default: "",
+        help: "guard classifier file (empty: the model shipped with finllm)",
+    },
+    Setting {
+        key: "guard.policy",
+        kind: Kind::OptionalPath,
+        default: "",
+        help: "guard policy TOML (empty: the built-in financial-compliance pack)",
+    },
+    Setting {
         key: "server.host",
         kind: Kind::Host,
         default: "127.0.0.1",
@@ -523,6 +541,12 @@ pub struct Config {
     pub database: server::Database,
     /// Serve requests whose audit record cannot be written.
     pub audit_fail_open: bool,
+    /// Whether the guard runs in `finllm serve`.
+    pub guard_enabled: bool,
+    /// The guard classifier, when not the shipped one.
+    pub guard_model: Option<PathBuf>,
+    /// The guard policy, when not the built-in pack.
+    pub guard_policy: Option<PathBuf>,
     /// Address `finllm serve` listens on.
     pub server_host: String,
     /// Port `finllm serve` listens on.
@@ -563,6 +587,13 @@ impl Config {
                 url => server::Database::parse(url),
             },
             audit_fail_open: resolved.get("audit.fail_open") == "true",
+            guard_enabled: resolved.get("guard.enabled") == "true",
+            guard_model: Some(resolved.get("guard.model"))
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            guard_policy: Some(resolved.get("guard.policy"))
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             server_host: resolved.get("server.host").to_owned(),
             server_port: resolved.number("server.port"),
             server_model: Some(resolved.get("server.model"))

@@ -49,6 +49,12 @@ pub struct AuditRecord {
     pub total_ms: Option<u64>,
     /// Whether the client disconnected before the answer ended.
     pub client_disconnected: bool,
+    /// The input guard's verdict and action, `verdict/action`, when the guard judged the request.
+    #[serde(default)]
+    pub guard_input: Option<String>,
+    /// The output guard's verdict and action for the answer.
+    #[serde(default)]
+    pub guard_output: Option<String>,
 }
 
 /// Appends a record to the chain.

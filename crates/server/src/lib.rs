@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backend;
 pub mod engine_backend;
 mod error;
+pub mod guard_layer;
 mod json;
 pub mod keys;
 mod metrics;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub audit_fail_open: bool,
     /// Assistant mode: chat requests without tools get the finance tools, and the server runs the calls.
     pub assistant_tools: bool,
+    /// The guard (天鉴) on requests and answers; `None` disables it.
+    pub guard: Option<guard_layer::GuardConfig>,
 }
 
 /// The server could not start.
@@ -86,6 +89,9 @@ pub enum ServerError {
     /// Serving failed after start.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The guard's model or policy could not be loaded.
+    #[error("cannot load the guard: {0}")]
+    Guard(String),
     /// The model could not be loaded.
     #[error("cannot load the model {0}")]
     Model(String),
@@ -101,6 +107,7 @@ impl types::ErrorCode for ServerError {
             | ServerError::PublicWithoutKeys(_)
             | ServerError::InvalidUpstream(_) => types::Code::InvalidConfig,
             ServerError::Model(_) => types::Code::UnsupportedFormat,
+            ServerError::Guard(_) => types::Code::InvalidConfig,
             ServerError::Bind { .. } | ServerError::Client(_) | ServerError::Serve(_) => {
                 types::Code::Internal
             }
@@ -155,6 +162,9 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     let mut state =
         routes::AppState::new(backend, store, has_keys, config.audit_fail_open, config.body_limit);
     state.assistant_tools = config.assistant_tools;
+    if let Some(guard) = &config.guard {
+        state.guard = Some(guard_layer::GuardLayer::load(guard)?);
+    }
     let app = routes::router(Arc::new(state));
     let addr = SocketAddr::new(ip, config.port);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -118,6 +118,14 @@ pub fn document() -> Value {
             "/v1/chat/completions": {"post": operation("Chat completion (streamed with `stream: true`)", Some("ChatCompletionRequest"), ok_json_or_stream("chat.completion or chat.completion.chunk events"))},
             "/v1/completions": {"post": operation("Text completion; `echo` with `logprobs` scores the prompt", Some("CompletionRequest"), ok_json_or_stream("text_completion"))},
             "/v1/models": {"get": operation("Models served", None, ok_json("list of models"))},
+            "/v1/moderations": {"post": {
+                "summary": "天鉴 guard in OpenAI's moderation shape, plus verdict, intents, techniques, spans, scores and action",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["input"], "properties": {
+                    "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "model": {"type": "string"},
+                }}}}},
+                "responses": {"200": ok_json("results[]: flagged, categories, category_scores, verdict (safe|controversial|unsafe), intents, techniques, spans, scores, action"), "400": error_responses()["400"], "503": error_responses()["503"]},
+            }},
             "/v1/tools": {"get": operation("Finance tools as OpenAI function definitions", None, ok_json("list of tools"))},
             "/v1/tools/{name}": {"post": {
                 "summary": "Run one finance tool on a JSON object of parameters",

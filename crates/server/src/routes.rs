@@ -45,6 +45,8 @@ pub struct AppState {
     audit_fail_open: bool,
     /// Whether chat requests without tools get the finance tools, run by the server.
     pub assistant_tools: bool,
+    /// The guard, when enabled.
+    pub guard: Option<crate::guard_layer::GuardLayer>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -69,6 +71,7 @@ impl AppState {
             auth_required,
             audit_fail_open,
             assistant_tools: false,
+            guard: None,
             body_limit,
         }
     }
@@ -83,6 +86,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/moderations", post(crate::guard_layer::moderations))
         .route("/v1/tools", get(crate::tools::list))
         .route("/v1/tools/{name}", post(crate::tools::call))
         .fallback(not_found)
@@ -179,10 +183,102 @@ async fn chat_completions(
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
+    if let Some(layer) = &state.guard {
+        let judgement = layer.check_input(&crate::guard_layer::user_text(&body.value.messages));
+        if let Some(replacement) = layer.replacement(&judgement) {
+            return blocked(&state, key, &body.value, &replacement, &judgement).await;
+        }
+    }
     if state.assistant_tools && body.value.tools.is_none() {
         return assistant(&state, key, &body.raw).await;
     }
     forward(&state, key, ModelCall::Chat(&body.value), body.raw).await
+}
+
+/// Answers a request the input guard blocked, without calling the model; the audit trail records it.
+async fn blocked(
+    state: &SharedState,
+    key: Option<KeyRecord>,
+    request: &ChatCompletionRequest,
+    replacement: &str,
+    judgement: &guard::Judgement,
+) -> Result<Response, ApiError> {
+    let mut record = request_record(
+        key.as_ref(),
+        "/v1/chat/completions",
+        &request.model,
+        request.sampling.stream,
+    );
+    record.guard_input =
+        Some(format!("{}/{}", judgement.verdict.as_str(), action_name(judgement.action)));
+    record.status = Some(200);
+    audit_or_refuse(state, &record).await?;
+    let answer = crate::guard_layer::blocked_completion(&request.model, replacement, judgement);
+    if request.sampling.stream {
+        let include_usage =
+            request.sampling.stream_options.as_ref().is_some_and(|o| o.include_usage);
+        return Ok(sse_response(crate::engine_backend::whole_as_chunks(&answer, include_usage)));
+    }
+    Ok(axum::Json(answer).into_response())
+}
+
+fn action_name(action: guard::Action) -> String {
+    serde_json::to_value(action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn sse_response(chunks: Vec<serde_json::Value>) -> Response {
+    let events = chunks
+        .into_iter()
+        .map(|chunk| Ok::<_, std::io::Error>(Bytes::from(format!("data: {chunk}\n\n"))))
+        .chain(std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+    let body = Body::from_stream(futures_util::stream::iter(events));
+    let content_type = axum::http::HeaderValue::from_static("text/event-stream");
+    Forwarded::into_response(StatusCode::OK, content_type, body)
+}
+
+fn request_record(
+    key: Option<&KeyRecord>,
+    endpoint: &str,
+    model: &str,
+    stream: bool,
+) -> AuditRecord {
+    AuditRecord {
+        phase: Phase::Request,
+        request_id: types::Id::new().to_string(),
+        at: types::Timestamp::now().to_string(),
+        endpoint: endpoint.to_owned(),
+        model: model.to_owned(),
+        key_id: key.map(|k| k.id.clone()),
+        tenant: key.map(|k| k.tenant.clone()),
+        status: None,
+        stream,
+        prompt_tokens: None,
+        completion_tokens: None,
+        first_byte_ms: None,
+        total_ms: None,
+        client_disconnected: false,
+        guard_input: None,
+        guard_output: None,
+    }
+}
+
+/// Writes a request's audit record; when that fails the request is refused unless the policy is fail-open.
+async fn audit_or_refuse(state: &SharedState, record: &AuditRecord) -> Result<(), ApiError> {
+    if let Err(err) = audit::append(&state.store, record).await {
+        if state.audit_fail_open {
+            tracing::error!("audit store failed, serving anyway (audit.fail_open): {err}");
+        } else {
+            tracing::error!("audit store failed, refusing the request: {err}");
+            return Err(ApiError::new(
+                Code::AuditUnavailable,
+                "the audit trail cannot record this request, so it is refused; retry later",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Assistant mode: offers the finance tools, runs the calls the model makes and returns its final answer.
@@ -218,14 +314,10 @@ async fn assistant(
             continue;
         }
         if stream {
-            let chunks = crate::engine_backend::whole_as_chunks(&answer, include_usage);
-            let events = chunks
-                .into_iter()
-                .map(|chunk| Ok::<_, std::io::Error>(Bytes::from(format!("data: {chunk}\n\n"))))
-                .chain(std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
-            let body = Body::from_stream(futures_util::stream::iter(events));
-            let content_type = axum::http::HeaderValue::from_static("text/event-stream");
-            return Ok(Forwarded::into_response(StatusCode::OK, content_type, body));
+            return Ok(sse_response(crate::engine_backend::whole_as_chunks(
+                &answer,
+                include_usage,
+            )));
         }
         return Ok(axum::Json(answer).into_response());
     }
@@ -278,33 +370,8 @@ async fn forward(
             return Err(ApiError::new(Code::RateLimited, message));
         }
     }
-    let mut record = AuditRecord {
-        phase: Phase::Request,
-        request_id: types::Id::new().to_string(),
-        at: types::Timestamp::now().to_string(),
-        endpoint: endpoint.to_owned(),
-        model: model.to_owned(),
-        key_id: key.as_ref().map(|k| k.id.clone()),
-        tenant: key.as_ref().map(|k| k.tenant.clone()),
-        status: None,
-        stream,
-        prompt_tokens: None,
-        completion_tokens: None,
-        first_byte_ms: None,
-        total_ms: None,
-        client_disconnected: false,
-    };
-    if let Err(err) = audit::append(&state.store, &record).await {
-        if state.audit_fail_open {
-            tracing::error!("audit store failed, serving anyway (audit.fail_open): {err}");
-        } else {
-            tracing::error!("audit store failed, refusing the request: {err}");
-            return Err(ApiError::new(
-                Code::AuditUnavailable,
-                "the audit trail cannot record this request, so it is refused; retry later",
-            ));
-        }
-    }
+    let mut record = request_record(key.as_ref(), endpoint, model, stream);
+    audit_or_refuse(state, &record).await?;
     record.phase = Phase::Response;
     let in_flight = state.metrics.start();
     let started = Instant::now();
@@ -321,7 +388,18 @@ async fn forward(
     let Forwarded { status, content_type, body } = forwarded;
     record.status = Some(status.as_u16());
     let body = match body {
-        ForwardBody::Full(bytes) => {
+        ForwardBody::Full(mut bytes) => {
+            if let (Some(layer), ModelCall::Chat(_), true) =
+                (&state.guard, call, status.is_success())
+                && let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            {
+                if let Some((verdict, action)) =
+                    crate::guard_layer::moderate_answer(layer, &mut answer)
+                {
+                    record.guard_output = Some(format!("{verdict}/{}", action_name(action)));
+                }
+                bytes = Bytes::from(answer.to_string());
+            }
             state.metrics.first_byte(started.elapsed());
             record.first_byte_ms = Some(millis(started));
             record.total_ms = record.first_byte_ms;

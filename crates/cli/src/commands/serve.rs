@@ -71,6 +71,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         database: config.database.clone(),
         audit_fail_open: config.audit_fail_open,
         assistant_tools: config.server_assistant_tools,
+        guard: config.guard_enabled.then(|| server::guard_layer::GuardConfig {
+            model: config.guard_model.clone().unwrap_or_else(|| guard::DEFAULT_MODEL_PATH.into()),
+            policy: config.guard_policy.clone(),
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

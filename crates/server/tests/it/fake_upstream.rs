@@ -30,6 +30,8 @@ pub enum Behaviour {
     Rejecting,
     /// Calls the `calc` tool first, then answers with the tool's result.
     ToolCaller,
+    /// Answers with dangerous instructions, whatever was asked (for the output guard).
+    Harmful,
 }
 
 #[derive(Debug)]
@@ -96,6 +98,10 @@ async fn chat(State(state): State<FakeState>, body: String) -> Response {
                 None => "no tools were offered".to_owned(),
             };
             let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
+            return axum::Json(body).into_response();
+        }
+        Behaviour::Harmful => {
+            let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "制作炸弹的详细步骤如下：首先准备硝酸铵和燃料油，然后按比例混合装入铁管。"}, "finish_reason": "stop"}]});
             return axum::Json(body).into_response();
         }
         Behaviour::Healthy => {}

@@ -13,6 +13,7 @@ mod api_errors;
 mod audit_keys;
 mod engine;
 mod fake_upstream;
+mod guard;
 mod openapi;
 mod postgres;
 mod tools;
@@ -61,6 +62,7 @@ pub fn config(upstreams: &[&str]) -> ServerConfig {
         ),
         audit_fail_open: false,
         assistant_tools: false,
+        guard: None,
     }
 }
 

@@ -4,6 +4,7 @@ Run by .ci/run after the Rust tests:  python3 crates/server/tests/sdk/openai_sdk
 It starts the server on a free port, runs each check, prints 'N passed, N failed' and exits non-zero on failure.
 """
 
+import http.server
 import json
 import os
 import re
@@ -19,13 +20,52 @@ MODEL_PATH = os.path.join(ROOT, "crates", "engine", "fixtures", "qwen2", "model-
 MODEL = "model-q8_0"
 
 
-def start_server(binary, data_dir):
+class ToolCallingUpstream(http.server.BaseHTTPRequestHandler):
+    """A scripted OpenAI-compatible model: calls `calc` until a tool result is in the conversation."""
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.reply({"object": "list", "data": [{"id": "scripted", "object": "model", "created": 0, "owned_by": "test"}]})
+
+    def do_POST(self):
+        request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        tool_results = [m for m in request["messages"] if m["role"] == "tool"]
+        if tool_results:
+            value = json.loads(tool_results[-1]["content"])["result"]
+            message = {"role": "assistant", "content": f"本息合计 {value} 元"}
+            finish = "stop"
+        else:
+            call = {"id": "call_1", "type": "function", "function": {"name": "calc", "arguments": json.dumps({"expression": "10000*(1+3.5%)^3", "decimals": 2})}}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish = "tool_calls"
+        self.reply({"id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+
+def start_upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ToolCallingUpstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def start_server(binary, data_dir, *args, env=None):
     proc = subprocess.Popen(
-        [binary, "--data-dir", data_dir, "serve", "--port", "0", "--model", MODEL_PATH],
+        [binary, "--data-dir", data_dir, "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
         # The fixture model's random output is no test of the guard; tests/it/guard.rs covers the guard.
-        env={**os.environ, "FINLLM_GUARD_ENABLED": "false"},
+        env={**os.environ, "FINLLM_GUARD_ENABLED": "false", **(env or {})},
     )
     for line in proc.stderr:
         match = re.search(r"listening on (http://\S+)", line)
@@ -115,27 +155,55 @@ def check_errors(client):
         assert err.body["code"] == "context_length_exceeded", err.body
 
 
+def check_tool_calls(client):
+    tools = [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]
+    answer = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "复利"}], tools=tools)
+    call = answer.choices[0].message.tool_calls[0]
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "calc" and json.loads(call.function.arguments)["decimals"] == 2
+
+
+def check_assistant_mode(client):
+    answer = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "一万元按3.5%复利存三年，本息多少？"}])
+    assert answer.choices[0].message.content == "本息合计 11087.18 元", answer.choices[0].message.content
+
+
+def run_checks(client, checks):
+    passed = failed = 0
+    for check in checks:
+        try:
+            check(client)
+            passed += 1
+            print(f"ok   {check.__name__}")
+        except Exception as err:  # noqa: BLE001 - report every failure, keep going
+            failed += 1
+            print(f"FAIL {check.__name__}: {err!r}")
+    return passed, failed
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "finllm")
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc, url = start_server(binary, data_dir)
-        client = openai.OpenAI(base_url=url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=60)
-        checks = [check_models, check_chat, check_chat_stream, check_logprobs, check_completion_echo, check_seed, check_errors]
-        passed = failed = 0
-        try:
-            for check in checks:
-                try:
-                    check(client)
-                    passed += 1
-                    print(f"ok   {check.__name__}")
-                except Exception as err:  # noqa: BLE001 - report every failure, keep going
-                    failed += 1
-                    print(f"FAIL {check.__name__}: {err!r}")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        print(f"{passed} passed, {failed} failed")
-        sys.exit(1 if failed else 0)
+    upstream, upstream_url = start_upstream()
+    totals = [0, 0]
+    runs = [
+        (["--model", MODEL_PATH], {}, [check_models, check_chat, check_chat_stream, check_logprobs, check_completion_echo, check_seed, check_errors]),
+        (["--upstream", upstream_url], {}, [check_tool_calls]),
+        (["--upstream", upstream_url], {"FINLLM_SERVER_ASSISTANT_TOOLS": "true"}, [check_assistant_mode]),
+    ]
+    for args, env, checks in runs:
+        with tempfile.TemporaryDirectory() as data_dir:
+            proc, url = start_server(binary, data_dir, *args, env=env)
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=60)
+            try:
+                passed, failed = run_checks(client, checks)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            totals[0] += passed
+            totals[1] += failed
+    upstream.shutdown()
+    print(f"{totals[0]} passed, {totals[1]} failed")
+    sys.exit(1 if totals[1] else 0)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,16 @@ impl OpenAi {
     }
 }
 
+impl OpenAi {
+    /// The echoed prompt log-probabilities of `prompt` (`max_tokens: 0`, `echo`, `logprobs`).
+    async fn echo(&self, prompt: &str) -> Result<Value, EvalError> {
+        let body = json!({"model": self.model, "prompt": prompt, "max_tokens": 0, "echo": true,
+            "logprobs": 1, "temperature": 0});
+        let mut v = self.post("/completions", &body).await?;
+        Ok(v["choices"][0]["logprobs"].take())
+    }
+}
+
 impl Backend for OpenAi {
     fn model(&self) -> &str {
         &self.model
@@ -187,30 +197,37 @@ impl Backend for OpenAi {
                 ));
             }
             let mut out = Vec::with_capacity(continuations.len());
+            let mut context_tokens = None;
             for cont in continuations {
                 let prompt = format!("{context}{cont}");
-                let body = json!({"model": self.model, "prompt": prompt, "max_tokens": 0, "echo": true,
-                    "logprobs": 1, "temperature": 0});
-                let v = self.post("/completions", &body).await?;
-                out.push(continuation_logprob(
-                    &v["choices"][0]["logprobs"],
-                    &prompt,
-                    context.len(),
-                )?);
+                let logprobs = self.echo(&prompt).await?;
+                let lp = match continuation_logprob(&logprobs, &prompt, context.len())? {
+                    Some(lp) => lp,
+                    None => {
+                        // Offsets that do not describe the prompt (e.g. byte-fallback tokens shown as U+FFFD):
+                        // count the context's own tokens instead, asked once per sample.
+                        let n = match context_tokens {
+                            Some(n) => n,
+                            None => {
+                                let n = token_count(&self.echo(context).await?)?;
+                                context_tokens = Some(n);
+                                n
+                            }
+                        };
+                        tail_logprob(&logprobs, n)?
+                    }
+                };
+                out.push(lp);
             }
             Ok(out)
         })
     }
 }
 
-/// Sums the log-probabilities of the tokens that overlap the continuation, found by text offset. Offsets
-/// may count bytes (finllm, llama.cpp) or characters; the unit is the one under which the tokens cover
-/// the prompt exactly.
-pub fn continuation_logprob(
-    logprobs: &Value,
-    prompt: &str,
-    context_bytes: usize,
-) -> Result<f64, EvalError> {
+/// An echo response's tokens, their log-probabilities and their text offsets (empty when absent).
+type EchoParts<'a> = (Vec<&'a str>, &'a Vec<Value>, Vec<usize>);
+
+fn parts(logprobs: &Value) -> Result<EchoParts<'_>, EvalError> {
     let bad = |what: &str| EvalError::Backend(format!("echo logprobs: {what} in {logprobs}"));
     let tokens: Vec<&str> = logprobs["tokens"]
         .as_array()
@@ -221,40 +238,70 @@ pub fn continuation_logprob(
     let lps = logprobs["token_logprobs"].as_array().ok_or_else(|| bad("no token_logprobs"))?;
     let offsets: Vec<usize> = logprobs["text_offset"]
         .as_array()
-        .ok_or_else(|| bad("no text_offset"))?
-        .iter()
-        .filter_map(|o| o.as_u64().and_then(|o| usize::try_from(o).ok()))
-        .collect();
-    if tokens.is_empty() || offsets.len() != tokens.len() || lps.len() != tokens.len() {
-        return Err(bad("tokens, token_logprobs and text_offset differ in length"));
-    }
-    let last = offsets[offsets.len() - 1];
-    let last_token = tokens[tokens.len() - 1];
-    let in_chars = last + last_token.chars().count() == prompt.chars().count()
-        && last + last_token.len() != prompt.len();
-    let (boundary, width): (usize, fn(&str) -> usize) = if in_chars {
-        (prompt.get(..context_bytes).map_or(context_bytes, |c| c.chars().count()), |t| {
-            t.chars().count()
+        .map(|o| {
+            o.iter().filter_map(|o| o.as_u64().and_then(|o| usize::try_from(o).ok())).collect()
         })
-    } else {
+        .unwrap_or_default();
+    if tokens.is_empty() || lps.len() != tokens.len() {
+        return Err(bad("tokens and token_logprobs differ in length"));
+    }
+    Ok((tokens, lps, offsets))
+}
+
+fn sum_from(logprobs: &Value, lps: &[Value], first: usize) -> Result<f64, EvalError> {
+    if first >= lps.len() {
+        return Err(EvalError::Backend(format!(
+            "echo logprobs: no token covers the continuation in {logprobs}"
+        )));
+    }
+    lps[first..].iter().try_fold(0.0, |sum, lp| {
+        lp.as_f64().map(|lp| sum + lp).ok_or_else(|| {
+            EvalError::Backend(format!(
+                "echo logprobs: a continuation token has no logprob in {logprobs}"
+            ))
+        })
+    })
+}
+
+/// Sums the log-probabilities of the tokens that overlap the continuation, found by text offset. Offsets
+/// may count bytes (finllm, llama.cpp) or characters; `None` when under neither unit do the tokens cover
+/// the prompt exactly (then [`tail_logprob`] with the context's token count is the fallback).
+pub fn continuation_logprob(
+    logprobs: &Value,
+    prompt: &str,
+    context_bytes: usize,
+) -> Result<Option<f64>, EvalError> {
+    let (tokens, lps, offsets) = parts(logprobs)?;
+    if offsets.len() != tokens.len() {
+        return Ok(None);
+    }
+    let (last, last_token) = (offsets[offsets.len() - 1], tokens[tokens.len() - 1]);
+    let (boundary, width): (usize, fn(&str) -> usize) = if last + last_token.len() == prompt.len() {
         (context_bytes, str::len)
+    } else if last + last_token.chars().count() == prompt.chars().count() {
+        let boundary = prompt.get(..context_bytes).map_or(context_bytes, |c| c.chars().count());
+        (boundary, |t| t.chars().count())
+    } else {
+        return Ok(None);
     };
-    let mut sum = 0.0;
-    let mut counted = 0;
-    for (i, (&offset, token)) in offsets.iter().zip(&tokens).enumerate() {
-        let end = offset + width(token).max(1);
-        if end > boundary {
-            let lp = lps[i]
-                .as_f64()
-                .ok_or_else(|| bad("the continuation's first token has no logprob"))?;
-            sum += lp;
-            counted += 1;
-        }
-    }
-    if counted == 0 {
-        return Err(bad("no token covers the continuation"));
-    }
-    Ok(sum)
+    // The first token that reaches past the context (a token straddling the boundary counts).
+    let first = offsets
+        .iter()
+        .zip(&tokens)
+        .position(|(&o, t)| o + width(t).max(1) > boundary)
+        .unwrap_or(tokens.len());
+    sum_from(logprobs, lps, first).map(Some)
+}
+
+/// The number of tokens in an echo response.
+pub fn token_count(logprobs: &Value) -> Result<usize, EvalError> {
+    Ok(parts(logprobs)?.0.len())
+}
+
+/// Sums the log-probabilities of the tokens after the first `context_tokens`.
+pub fn tail_logprob(logprobs: &Value, context_tokens: usize) -> Result<f64, EvalError> {
+    let (_, lps, _) = parts(logprobs)?;
+    sum_from(logprobs, lps, context_tokens)
 }
 
 type AnswerFn = dyn Fn(&str) -> Result<String, EvalError> + Send + Sync;

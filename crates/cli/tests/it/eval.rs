@@ -168,6 +168,35 @@ fn loglik_path_over_http_against_finllm_serve() {
     let run = finllm(dir.path(), &args, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("asked 0, from the store 4"), "{}", run.stdout);
+
+    // The generation path over chat: raw text stored with its extractor, the unextractable rate reported
+    // (the fixture model is random, so its text is whatever it is).
+    let chat = [
+        "--data-dir",
+        "store",
+        "eval",
+        "run",
+        "--suite",
+        "cmmlu",
+        "--data",
+        &data,
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "model-q8_0",
+        "--chat",
+        "--limit",
+        "1",
+        "--json",
+    ];
+    let run = finllm(dir.path(), &chat, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let g: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let first = &g["tasks"][0];
+    assert!(first["samples"][0]["generate"]["raw"].is_string(), "{first}");
+    assert_eq!(first["samples"][0]["generate"]["extractor"], "choice_first");
+    assert!(first["samples"][0]["loglik"].is_null());
+    assert!(first["unextractable_rate"].is_number());
     assert_eq!(
         report(dir.path(), "r")["tasks"],
         r["tasks"]
@@ -184,5 +213,66 @@ fn loglik_path_over_http_against_finllm_serve() {
                 t
             })
             .collect::<serde_json::Value>()
+    );
+}
+
+#[test]
+fn task_spec_over_chat_jsonl_with_open_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("qa.jsonl"),
+        [
+            r#"{"id": "q1", "messages": [{"role": "user", "content": "1万元存一年，利率2%，利息多少元？"}, {"role": "assistant", "content": "200元"}]}"#,
+            r#"{"id": "q2", "messages": [{"role": "user", "content": "100元涨10%是多少元？"}, {"role": "assistant", "content": "110元"}]}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("qa.toml"),
+        "name = \"own/interest\"\ngroup = \"计算\"\nkind = \"open\"\nmetrics = [\"numeric\", \"char_f1\"]\n\
+         extractor = \"number\"\ntemplate = \"{{ question }}\\n答：\"\n[dataset]\npath = \"qa.jsonl\"\n",
+    )
+    .unwrap();
+    // Right on q1 (written as 0.02万), wrong on q2.
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"[{"contains": "利息", "output": "利息是0.02万元"}, {"contains": "涨10%", "output": "约120元"}]"#,
+    )
+    .unwrap();
+    let run = finllm(
+        dir.path(),
+        &[
+            "--data-dir",
+            "store",
+            "eval",
+            "run",
+            "--task",
+            "qa.toml",
+            "--scripted",
+            "s.json",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let task = &r["tasks"][0];
+    assert_eq!(task["metrics"]["numeric"]["mean"], 0.5);
+    assert_eq!(task["samples"][0]["generate"]["extracted"], "200");
+    assert_eq!(task["samples"][0]["generate"]["extractor"], "number");
+    assert_eq!(task["samples"][1]["generate"]["raw"], "约120元");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "name = \"x\"\nkind = \"open\"\nmetrics = [\"nope\"]\n[dataset]\npath = \"qa.jsonl\"\n",
+    )
+    .unwrap();
+    let run =
+        finllm(dir.path(), &["eval", "run", "--task", "bad.toml", "--scripted", "s.json"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("bad.toml") && run.stderr.contains("unknown metric"),
+        "{}",
+        run.stderr
     );
 }

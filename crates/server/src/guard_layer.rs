@@ -30,6 +30,14 @@ pub struct GuardLayer {
     policy: SharedPolicy,
 }
 
+impl std::fmt::Debug for ModeratedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModeratedStream")
+            .field("judged_chars", &self.judged_chars)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the guard decided for one request, as the audit trail records it.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
 pub struct Verdicts {
@@ -190,4 +198,145 @@ pub async fn moderations(
         json!({"id": format!("modr-{}", types::Id::new()), "model": model, "results": results}),
     )
     .into_response())
+}
+
+/// A streamed chat answer moderated as it goes: events are held back until the text they carry has been
+/// judged (at each sentence end, or every [`JUDGE_EVERY_CHARS`] characters), so text the guard stops is never
+/// sent. When the answer turns unsafe, the client gets the policy's stop message with `finish_reason`
+/// `content_filter`, then `[DONE]`, and the model's stream is dropped (which frees its sequence).
+pub struct ModeratedStream {
+    inner: Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    state: SharedState,
+    /// Bytes of an unfinished line.
+    line: Vec<u8>,
+    /// Complete events not yet judged safe.
+    held: Vec<u8>,
+    /// The answer text so far.
+    text: String,
+    judged_chars: usize,
+    /// What is ready to send.
+    ready: std::collections::VecDeque<Bytes>,
+    done: bool,
+    template: Value,
+}
+
+/// Characters between judgements when no sentence ends.
+pub const JUDGE_EVERY_CHARS: usize = 48;
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+impl ModeratedStream {
+    /// Wraps a chat completion event stream.
+    pub fn new(
+        inner: Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+        state: SharedState,
+    ) -> ModeratedStream {
+        ModeratedStream {
+            inner,
+            state,
+            line: Vec::new(),
+            held: Vec::new(),
+            text: String::new(),
+            judged_chars: 0,
+            ready: std::collections::VecDeque::new(),
+            done: false,
+            template: Value::Null,
+        }
+    }
+
+    /// Takes in a chunk of bytes; returns true when the answer was stopped.
+    fn take(&mut self, chunk: &[u8]) -> bool {
+        for &byte in chunk {
+            self.line.push(byte);
+            if byte != b'\n' {
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            if let Some(data) = line.strip_prefix(b"data: ")
+                && let Ok(event) = serde_json::from_slice::<Value>(data)
+            {
+                if self.template.is_null() {
+                    self.template = event.clone();
+                }
+                for choice in event["choices"].as_array().into_iter().flatten() {
+                    self.text.push_str(choice["delta"]["content"].as_str().unwrap_or_default());
+                }
+            }
+            self.held.extend_from_slice(&line);
+            let sentence_end = self.text.ends_with(['。', '！', '？', '.', '!', '?', '\n', '；']);
+            let chars = self.text.chars().count();
+            let due = (sentence_end && chars > self.judged_chars)
+                || chars - self.judged_chars >= JUDGE_EVERY_CHARS;
+            if due && self.judge() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Judges the text so far; on safe releases the held events, on unsafe queues the stop message.
+    fn judge(&mut self) -> bool {
+        self.judged_chars = self.text.chars().count();
+        let Some(layer) = self.state.guard.as_ref() else { return false };
+        let skip = self.judged_chars.saturating_sub(2000);
+        let tail: String = self.text.chars().skip(skip).collect();
+        let judgement = layer.check_output(&tail);
+        if judgement.verdict == guard::Verdict::Unsafe
+            && let Some(_) = layer.replacement(&judgement)
+        {
+            let stop = layer.policy.load().templates.stream_stop.clone();
+            let mut event = self.template.clone();
+            event["choices"] = json!([{"index": 0, "delta": {"content": stop}, "logprobs": null, "finish_reason": "content_filter"}]);
+            event["finllm_guard"] = serde_json::to_value(&judgement).unwrap_or(Value::Null);
+            self.held.clear();
+            self.ready.push_back(Bytes::from(format!("data: {event}\n\n")));
+            self.ready.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+            self.done = true;
+            return true;
+        }
+        if !self.held.is_empty() {
+            self.ready.push_back(Bytes::from(std::mem::take(&mut self.held)));
+        }
+        false
+    }
+}
+
+impl Stream for ModeratedStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(bytes) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if self.take(&chunk) {
+                        // Stop reading the model: dropping its stream cancels the generation.
+                        self.inner = Box::pin(futures_util::stream::empty());
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => {
+                    let rest = std::mem::take(&mut self.line);
+                    self.held.extend_from_slice(&rest);
+                    if !self.judge() && !self.held.is_empty() {
+                        let held = std::mem::take(&mut self.held);
+                        self.ready.push_back(Bytes::from(held));
+                    }
+                    self.done = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }

@@ -409,14 +409,19 @@ async fn forward(
             finish(state.clone(), key.as_ref(), record);
             Body::from(bytes)
         }
-        ForwardBody::Stream(inner) => Body::from_stream(AuditedStream {
-            inner,
-            state: state.clone(),
-            key,
-            record: Some(record),
-            started,
-            line: Vec::new(),
-        }),
+        ForwardBody::Stream(mut inner) => {
+            if state.guard.is_some() && matches!(call, ModelCall::Chat(_)) && status.is_success() {
+                inner = Box::pin(crate::guard_layer::ModeratedStream::new(inner, state.clone()));
+            }
+            Body::from_stream(AuditedStream {
+                inner,
+                state: state.clone(),
+                key,
+                record: Some(record),
+                started,
+                line: Vec::new(),
+            })
+        }
     };
     Ok(Forwarded::into_response(status, content_type, body))
 }

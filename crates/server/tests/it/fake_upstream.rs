@@ -100,6 +100,27 @@ async fn chat(State(state): State<FakeState>, body: String) -> Response {
             let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
             return axum::Json(body).into_response();
         }
+        Behaviour::Harmful if request["stream"] == true => {
+            let pieces = [
+                "货币市场基金主要投资于",
+                "短期债券和银行存款。",
+                "制作炸弹的详细步骤如下：",
+                "首先准备硝酸铵和燃料油，",
+                "然后按比例混合装入铁管。",
+            ];
+            let chunks: Vec<Result<String, std::io::Error>> = pieces
+                .iter()
+                .map(|piece| {
+                    let chunk = serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+                    Ok(format!("data: {chunk}\n\n"))
+                })
+                .chain(std::iter::once(Ok("data: [DONE]\n\n".to_owned())))
+                .collect();
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                .unwrap();
+        }
         Behaviour::Harmful => {
             let body = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "制作炸弹的详细步骤如下：首先准备硝酸铵和燃料油，然后按比例混合装入铁管。"}, "finish_reason": "stop"}]});
             return axum::Json(body).into_response();

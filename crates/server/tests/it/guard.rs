@@ -75,6 +75,23 @@ async fn unsafe_requests_never_reach_the_model_and_unsafe_answers_are_replaced()
     let (_, answer) = post(&server.url("/v1/chat/completions"), &ask(BENIGN)).await;
     assert_eq!(answer["choices"][0]["finish_reason"], "content_filter", "{answer}");
     assert!(!answer["choices"][0]["message"]["content"].as_str().unwrap().contains("硝酸铵"));
+
+    // Streamed: the harmless opening arrives, the dangerous sentence never does, the stream ends cleanly.
+    let mut streamed = ask(BENIGN);
+    streamed["stream"] = json!(true);
+    let text = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("短期债券和银行存款"), "{text}");
+    assert!(!text.contains("硝酸铵") && !text.contains("铁管"), "{text}");
+    assert!(text.contains("\"finish_reason\":\"content_filter\""), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     server.shutdown().await;
 
     // The blocked request is in the audit trail with its verdict.

@@ -38,3 +38,64 @@ fn offsets_that_do_not_describe_the_prompt_fall_back_to_token_counts() {
     assert_eq!(tail_logprob(&lp, token_count(&context).unwrap()).unwrap(), -0.125);
     assert!(tail_logprob(&lp, 5).is_err());
 }
+
+/// A one-thread HTTP server answering each request with the next of `replies` (status, body), then
+/// closing the connection; returns its base URL.
+fn serve_replies(replies: Vec<(u16, String)>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (status, body) in replies {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut request = vec![0; length];
+            reader.read_exact(&mut request).unwrap();
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn openai_backend_retries_server_errors_and_gives_up_on_client_errors() {
+    use eval::backend::{Backend, Limits, OpenAi};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ok = json!({"choices": [{"text": "答案：B"}]}).to_string();
+    let base = serve_replies(vec![(503, "{}".into()), (429, "{}".into()), (200, ok)]);
+    let backend =
+        OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap().with_retries(2);
+    assert_eq!(runtime.block_on(backend.generate("q", 8)).unwrap(), "答案：B");
+
+    let base = serve_replies(vec![(400, r#"{"error": {"message": "bad"}}"#.into())]);
+    let backend = OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap();
+    let err = runtime.block_on(backend.generate("q", 8)).unwrap_err().to_string();
+    assert!(err.contains("HTTP 400") && err.contains("bad"), "{err}");
+
+    let base = serve_replies(vec![(503, "{}".into()), (503, "{}".into())]);
+    let backend =
+        OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap().with_retries(1);
+    let err = runtime.block_on(backend.generate("q", 8)).unwrap_err().to_string();
+    assert!(err.contains("after 2 tries"), "{err}");
+
+    let chat = OpenAi::new(&base, "m", None, true, Limits::new(1, 0.0)).unwrap();
+    let err = runtime.block_on(chat.loglik("q", &["A".into()])).unwrap_err();
+    assert!(matches!(err, eval::EvalError::Unsupported(_)), "{err}");
+}

@@ -306,3 +306,73 @@ pub fn compare(a: &Report, b: &Report) -> Result<Vec<TaskComparison>, EvalError>
     }
     Ok(out)
 }
+
+/// Rows of a leaderboard: every group (ability) any report has, then "overall".
+fn leaderboard_rows(reports: &[Report]) -> Vec<String> {
+    let mut groups: Vec<String> =
+        reports.iter().flat_map(|r| r.groups.iter().map(|g| g.group.clone())).collect();
+    groups.sort();
+    groups.dedup();
+    groups.push("overall".into());
+    groups
+}
+
+fn group_score(report: &Report, group: &str) -> Option<Summary> {
+    if group == "overall" {
+        return report.overall;
+    }
+    report.groups.iter().find(|g| g.group == group).map(|g| g.score)
+}
+
+/// A Markdown leaderboard: one column per model, one row per ability, then overall.
+pub fn leaderboard_markdown(reports: &[Report]) -> String {
+    let mut md = String::from("| ability |");
+    for r in reports {
+        let _ = write!(md, " {} |", r.model);
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---:|".repeat(reports.len()));
+    md.push('\n');
+    for group in leaderboard_rows(reports) {
+        let _ = write!(md, "| {group} |");
+        for r in reports {
+            let cell =
+                group_score(r, &group).map_or("-".into(), |s| format!("{:.1}", s.mean * 100.0));
+            let _ = write!(md, " {cell} |");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// An HTML leaderboard: per ability, one bar per model with its 95% interval, and the table.
+pub fn leaderboard_html(reports: &[Report]) -> String {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>EVE leaderboard</title><style>body{font-family:sans-serif;\
+         max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}</style>\
+         </head><body><h1>EVE leaderboard</h1>",
+    );
+    for group in leaderboard_rows(reports) {
+        let rows: Vec<(String, Summary)> = reports
+            .iter()
+            .filter_map(|r| group_score(r, &group).map(|s| (r.model.clone(), s)))
+            .collect();
+        let _ = write!(html, "<h2>{}</h2>{}", escape(&group), bar_chart(&rows));
+    }
+    html.push_str("<table><tr><th>ability</th>");
+    for r in reports {
+        let _ = write!(html, "<th>{}</th>", escape(&r.model));
+    }
+    html.push_str("</tr>");
+    for group in leaderboard_rows(reports) {
+        let _ = write!(html, "<tr><td>{}</td>", escape(&group));
+        for r in reports {
+            let cell =
+                group_score(r, &group).map_or("-".into(), |s| format!("{:.1}", s.mean * 100.0));
+            let _ = write!(html, "<td>{cell}</td>");
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table></body></html>\n");
+    html
+}

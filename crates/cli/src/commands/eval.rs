@@ -31,6 +31,8 @@ enum EvalCommand {
     Run(Box<RunArgs>),
     /// Paired comparison of two JSON reports (bootstrap interval of the difference, McNemar)
     Compare(CompareArgs),
+    /// Leaderboard of several reports: models side by side per ability (Markdown; --html for charts)
+    Leaderboard(LeaderboardArgs),
     /// List the built-in suites
     Suites,
 }
@@ -105,11 +107,31 @@ struct CompareArgs {
     json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct LeaderboardArgs {
+    /// report.json files, one per model
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+    /// Also write an HTML leaderboard with charts here
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
 /// Runs `finllm eval`.
 pub fn run(args: &EvalArgs, config: &Config) -> anyhow::Result<()> {
     match &args.command {
         EvalCommand::Run(run) => run_eval(run, config),
         EvalCommand::Compare(cmp) => run_compare(cmp),
+        EvalCommand::Leaderboard(lb) => {
+            let reports =
+                lb.reports.iter().map(|p| read_report(p)).collect::<anyhow::Result<Vec<_>>>()?;
+            if let Some(path) = &lb.html {
+                std::fs::write(path, eval::report::leaderboard_html(&reports))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            write!(std::io::stdout().lock(), "{}", eval::report::leaderboard_markdown(&reports))?;
+            Ok(())
+        }
         EvalCommand::Suites => {
             let mut out = std::io::stdout().lock();
             for name in suites::NAMES {
@@ -236,13 +258,14 @@ fn run_eval(args: &RunArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_report(path: &Path) -> anyhow::Result<Report> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Report::from_json(&text, &path.display().to_string())?)
+}
+
 fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
-    let read = |p: &Path| -> anyhow::Result<Report> {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(Report::from_json(&text, &p.display().to_string())?)
-    };
-    let (a, b) = (read(&args.a)?, read(&args.b)?);
+    let (a, b) = (read_report(&args.a)?, read_report(&args.b)?);
     let rows = compare(&a, &b)?;
     let mut out = std::io::stdout().lock();
     if args.json {

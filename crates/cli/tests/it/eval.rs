@@ -84,6 +84,16 @@ fn scripted_run_reports_the_counted_accuracy_and_gates() {
     let acc = rows.as_array().unwrap().iter().find(|r| r["task"] == "fineval/accounting").unwrap();
     assert_eq!((acc["a"].as_f64(), acc["b"].as_f64()), (Some(0.5), Some(0.75)));
     assert_eq!(acc["paired"]["mcnemar_p"], 1.0);
+    let run = finllm(
+        dir.path(),
+        &["eval", "leaderboard", "ra/report.json", "rb/report.json", "--html", "lb.html"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("| ability | scripted | better |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| FinEval/Accounting | 50.0 | 75.0 |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| overall | 50.0 | 66.7 |"), "{}", run.stdout);
+    assert!(std::fs::read_to_string(dir.path().join("lb.html")).unwrap().contains("<svg"));
 }
 
 struct Server(Child);

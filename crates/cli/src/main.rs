@@ -58,6 +58,8 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     /// Verify or export the tamper-evident audit trail
     Audit(commands::audit::AuditArgs),
+    /// Knowledge base: add, remove, list, search documents; stats, retrieval eval, corpus cleaning
+    Kb(commands::kb::KbArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +87,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve(_) => commands::serve::run(&config),
         Command::Keys(cmd) => commands::keys::run(&cmd, &config),
         Command::Audit(cmd) => commands::audit::run(&cmd, &config),
+        Command::Kb(cmd) => commands::kb::run(&cmd, &config),
     }
 }
 

@@ -118,10 +118,6 @@ pub fn doc_id(source: &str) -> String {
     format!("d{hex}")
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Files under `path` (itself if a file), sorted, hidden entries skipped.
 fn walk(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Skipped>) {
     if path.is_file() {
@@ -427,7 +423,7 @@ fn ingest_one(
         tenant,
         chunks: chunked.chunks.len() as u64,
         chars: text.chars().count() as u64,
-        ingested_at: now(),
+        ingested_at: crate::parse::unix_now(),
     };
     store.upsert(&record, &text, &chunked.parents)
 }

@@ -85,6 +85,18 @@ pub fn parse_date(value: &str) -> Option<i64> {
         .map(|d| d.midnight().assume_utc().unix_timestamp())
 }
 
+/// `YYYY-MM-DD` of a unix time (UTC); empty when out of range.
+pub fn format_date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+/// The current unix time in seconds.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 fn markdown(source: &str, stem: &str, text: &str) -> SourceDoc {
     let mut doc = SourceDoc { source: source.to_owned(), ..SourceDoc::default() };
     let mut body = text;

@@ -7,5 +7,6 @@ pub mod eval;
 pub mod finance;
 pub mod generate;
 pub mod guard;
+pub mod kb;
 pub mod keys;
 pub mod serve;

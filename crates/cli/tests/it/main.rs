@@ -15,6 +15,7 @@ mod finance;
 mod generate;
 mod guard;
 mod help;
+mod kb;
 mod keys_audit;
 mod serve;
 

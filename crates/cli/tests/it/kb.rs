@@ -1,0 +1,114 @@
+//! `finllm kb`: add → search (with filters) → update → rm against the knowledge base in the data
+//! directory, a corrupt file skipped with its reason, `kb clean` writing JSONL plus its reports, bad
+//! dates rejected as usage errors, and `kb eval` on CMRC 2018 when ../shared is present.
+
+use std::path::Path;
+
+use crate::finllm;
+
+fn write(dir: &Path, name: &str, text: &[u8]) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn kb_add_search_update_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(&docs, "pboc.md", "---\ntitle: 公开市场操作\ndate: 2024-02-05\n---\n# 公开市场操作\n中国人民银行开展7天期逆回购操作，中标利率1.8%。\n".as_bytes());
+    write(&docs, "old.txt", "2019年央行开展逆回购操作。".as_bytes());
+    write(&docs, "bad.txt", &[0, 1, 2, 0]);
+
+    let add = finllm(
+        dir.path(),
+        &["kb", "add", "docs", "--tenant", "bank-a", "--tag", "pboc", "--json"],
+        &[],
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let report = json(&add.stdout);
+    assert_eq!(report["added"].as_array().unwrap().len(), 2);
+    assert_eq!(report["skipped"][0]["reason"], "binary data (NUL bytes)");
+
+    let search = finllm(dir.path(), &["kb", "search", "逆回购中标利率", "--json"], &[]);
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    let hits = json(&search.stdout);
+    assert_eq!(hits[0]["title"], "公开市场操作");
+    assert_eq!(hits[0]["tenant"], "bank-a");
+    let id = hits[0]["doc_id"].as_str().unwrap().to_owned();
+
+    let since =
+        finllm(dir.path(), &["kb", "search", "逆回购", "--since", "2024-01-01", "--json"], &[]);
+    assert_eq!(json(&since.stdout).as_array().unwrap().len(), 1, "undated old.txt is excluded");
+    let other = finllm(dir.path(), &["kb", "search", "逆回购", "--tenant", "bank-b"], &[]);
+    assert_eq!(other.stdout.trim(), "no results");
+
+    write(&docs, "pboc.md", "---\ntitle: 公开市场操作\ndate: 2024-02-06\n---\n# 公开市场操作\n中国人民银行开展14天期逆回购操作。\n".as_bytes());
+    let update = finllm(
+        dir.path(),
+        &["kb", "add", "docs", "--tenant", "bank-a", "--tag", "pboc", "--json"],
+        &[],
+    );
+    let report = json(&update.stdout);
+    assert_eq!(report["updated"], serde_json::json!([id]));
+    assert_eq!(report["unchanged"], 1);
+
+    let ls = finllm(dir.path(), &["kb", "ls", "--json"], &[]);
+    let listed = json(&ls.stdout);
+    let doc = listed.as_array().unwrap().iter().find(|d| d["doc_id"] == id.as_str()).unwrap();
+    assert_eq!(doc["version"], 2);
+
+    let rm = finllm(dir.path(), &["kb", "rm", &id], &[]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    let stats = finllm(dir.path(), &["kb", "stats", "--json"], &[]);
+    assert_eq!(json(&stats.stdout)["documents"], 1);
+    let again = finllm(dir.path(), &["kb", "rm", &id], &[]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("no document"), "{}", again.stderr);
+}
+
+#[test]
+fn kb_bad_date_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = finllm(dir.path(), &["kb", "search", "x", "--since", "2024-13-45"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[test]
+fn kb_clean_writes_jsonl_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "{\"id\": \"a\", \"text\": \"中国人民银行今日开展逆回购操作，中标利率持平。电话13812345678\"}";
+    let corpus = format!("{line}\n{line}\n{{\"id\": \"b\", \"text\": \"短\"}}\n");
+    write(dir.path(), "in.jsonl", corpus.as_bytes());
+    let run = finllm(dir.path(), &["kb", "clean", "in.jsonl", "out.jsonl"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("[PHONE]"), "{out}");
+    let report = json(&std::fs::read_to_string(dir.path().join("out.report.json")).unwrap());
+    assert_eq!(report["report"]["docs_in"], 3);
+    assert_eq!(report["report"]["docs_out"], 1);
+    assert!(std::fs::read_to_string(dir.path().join("out.report.html")).unwrap().contains("<svg"));
+}
+
+#[test]
+fn kb_eval_on_cmrc2018() {
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/retrieval/cmrc2018");
+    if !data.is_dir() {
+        println!("skipped: {} is absent", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = finllm(dir.path(), &["kb", "eval", "--data", data.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run.stdout);
+    assert!(report["recall_at_10"].as_f64().unwrap() >= 0.95, "{report}");
+    assert!(
+        !dir.path().join("finllm-data/kb-eval").exists(),
+        "the eval index is removed afterwards"
+    );
+}

@@ -118,7 +118,7 @@ struct Raw {
 }
 
 /// Longest text scored as one piece; longer texts are also scored in windows.
-const WINDOW_CHARS: usize = 240;
+const WINDOW_CHARS: usize = 400;
 /// Most windows scored per text (the rest is covered by the whole-text score).
 const MAX_WINDOWS: usize = 64;
 /// Techniques that turn any risk into unsafe: the text is trying to get past the guard.

@@ -253,6 +253,9 @@ pub struct TaskComparison {
     pub b: f64,
     /// The paired test.
     pub paired: stats::Paired,
+    /// Samples whose score changed: (id, score in a, score in b), the run-to-run diff.
+    #[serde(default)]
+    pub changed: Vec<(String, f64, f64)>,
 }
 
 /// Compares `b` against `a` task by task (matched by task name and sample id), with the same task
@@ -275,11 +278,14 @@ pub fn compare(a: &Report, b: &Report) -> Result<Vec<TaskComparison>, EvalError>
             .iter()
             .filter_map(|s| s.scores.get(metric).map(|v| (s.id.as_str(), *v)))
             .collect();
-        let (mut va, mut vb) = (Vec::new(), Vec::new());
+        let (mut va, mut vb, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         for s in &ta.samples {
             if let (Some(x), Some(y)) = (s.scores.get(metric), scores_b.get(s.id.as_str())) {
                 va.push(*x);
                 vb.push(*y);
+                if x != y {
+                    changed.push((s.id.clone(), *x, *y));
+                }
             }
         }
         if va.is_empty() {
@@ -293,6 +299,7 @@ pub fn compare(a: &Report, b: &Report) -> Result<Vec<TaskComparison>, EvalError>
             a: stats::mean(&va),
             b: stats::mean(&vb),
             paired: stats::paired(&va, &vb, 0),
+            changed,
         });
     }
     if out.len() > 1 {
@@ -302,6 +309,7 @@ pub fn compare(a: &Report, b: &Report) -> Result<Vec<TaskComparison>, EvalError>
             a: stats::mean(&all_a),
             b: stats::mean(&all_b),
             paired: stats::paired(&all_a, &all_b, 0),
+            changed: Vec::new(),
         });
     }
     Ok(out)

@@ -275,15 +275,15 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "| task | metric | n | {} | {} | diff | 95% CI | McNemar p | real? |",
+        "| task | metric | n | {} | {} | diff | 95% CI | McNemar p | real? | changed samples |",
         a.model, b.model
     )?;
-    writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---|")?;
+    writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---|---|")?;
     for r in rows {
         let p = &r.paired;
         writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {:.1} | {:+.1} | {:+.1}–{:+.1} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:+.1} | {:+.1}–{:+.1} | {} | {} | {} |",
             r.task,
             r.metric,
             p.n,
@@ -293,7 +293,12 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
             p.lo * 100.0,
             p.hi * 100.0,
             p.mcnemar_p.map_or("-".into(), |v| format!("{v:.4}")),
-            if p.significant { "yes" } else { "no" }
+            if p.significant { "yes" } else { "no" },
+            r.changed
+                .iter()
+                .map(|(id, a, b)| format!("{id}: {a}→{b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     Ok(())

@@ -84,6 +84,9 @@ fn scripted_run_reports_the_counted_accuracy_and_gates() {
     let acc = rows.as_array().unwrap().iter().find(|r| r["task"] == "fineval/accounting").unwrap();
     assert_eq!((acc["a"].as_f64(), acc["b"].as_f64()), (Some(0.5), Some(0.75)));
     assert_eq!(acc["paired"]["mcnemar_p"], 1.0);
+    assert_eq!(acc["changed"], serde_json::json!([["2", 0.0, 1.0]]));
+    let run = finllm(dir.path(), &["eval", "compare", "ra/report.json", "rb/report.json"], &[]);
+    assert!(run.stdout.contains("| 2: 0→1 |"), "{}", run.stdout);
     let run = finllm(
         dir.path(),
         &["eval", "leaderboard", "ra/report.json", "rb/report.json", "--html", "lb.html"],

@@ -1,15 +1,21 @@
 //! Integration tests for `engine`: one binary, one module per area.
 
 // Tests may panic on failure: clippy.toml covers unit tests, not tests/ (rust-clippy#13981).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
-mod fixtures;
 mod bad_input;
 mod batching;
+mod chat_template;
+mod fixtures;
 mod generate;
 mod golden;
 mod long_context;
 mod sampling;
-mod tokenizer_parity;
-mod chat_template;
 mod tokenizer;
+mod tokenizer_parity;

@@ -205,7 +205,14 @@ impl ChunkIndex {
 
     /// A point-in-time view for searching; cheap, and shareable across threads.
     pub fn searcher(&self) -> IndexSearcher {
-        IndexSearcher { searcher: self.reader.searcher(), fields: self.fields }
+        let searcher = self.reader.searcher();
+        // Open each segment's chunk-key column once per view, not once per hit.
+        let keys = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.fast_fields().u64("chunk_key").ok())
+            .collect();
+        IndexSearcher { searcher, fields: self.fields, keys: std::sync::Arc::new(keys) }
     }
 }
 
@@ -272,6 +279,7 @@ impl ChunkWriter {
 pub struct IndexSearcher {
     searcher: Searcher,
     fields: Fields,
+    keys: std::sync::Arc<Vec<Option<tantivy::columnar::Column<u64>>>>,
 }
 
 impl std::fmt::Debug for IndexSearcher {

@@ -359,10 +359,9 @@ impl IndexSearcher {
 
     /// The chunk key of a hit.
     pub fn key_of(&self, addr: DocAddress) -> Result<u64> {
-        let column =
-            self.searcher.segment_reader(addr.segment_ord).fast_fields().u64("chunk_key")?;
-        column
-            .first(addr.doc_id)
+        self.keys
+            .get(addr.segment_ord as usize)
+            .and_then(|column| column.as_ref()?.first(addr.doc_id))
             .ok_or_else(|| KnowledgeError::BadInput("chunk without a key".into()))
     }
 

@@ -13,7 +13,7 @@ use engine::{
     kv_cache::{KvCache, KvCacheConfig},
     model::{self, LoadOptions},
     sampling::{SamplingParams, TokenLogprob},
-    tokenizer::Tokenizer,
+    tokenizer::{StreamDecoder, Tokenizer},
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -362,14 +362,17 @@ impl EngineBackend {
             let mut entries: Vec<(String, Option<f32>, Vec<TokenLogprob>)> = Vec::new();
             if request.echo {
                 text.push_str(&echo_texts[index / n]);
-                for (i, &token) in prompt.iter().enumerate() {
+                let pieces = self.pieces(&prompt, StreamDecoder::new());
+                for (i, piece) in pieces.into_iter().enumerate() {
                     let (lp, top) = outcome.prompt.get(i).cloned().unwrap_or((None, Vec::new()));
-                    entries.push((self.piece(token), lp, top));
+                    entries.push((piece, lp, top));
                 }
             }
             text.push_str(&outcome.text);
-            for t in &outcome.tokens {
-                entries.push((self.piece(t.id), Some(t.logprob), t.top.clone()));
+            let generated: Vec<u32> = outcome.tokens.iter().map(|t| t.id).collect();
+            let pieces = self.pieces(&generated, StreamDecoder::after_prompt());
+            for (t, piece) in outcome.tokens.iter().zip(pieces) {
+                entries.push((piece, Some(t.logprob), t.top.clone()));
             }
             let logprobs = want_logprobs.then(|| completion_logprobs(&entries, &self.tokenizer));
             choices.push(json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_name(outcome.finish)}));
@@ -384,8 +387,17 @@ impl EngineBackend {
             .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()).with_param("prompt"))
     }
 
-    fn piece(&self, id: u32) -> String {
-        self.tokenizer.token_to_piece(id).unwrap_or_default()
+    /// The text each token adds, so that the pieces concatenate to the decoded text and `text_offset`s point
+    /// into it: a token that ends inside a UTF-8 character adds nothing, the one that completes it adds the
+    /// character; special tokens add nothing.
+    fn pieces(&self, tokens: &[u32], decoder: StreamDecoder) -> Vec<String> {
+        let mut decoder = decoder.skip_special(true);
+        let mut pieces: Vec<String> =
+            tokens.iter().map(|&t| decoder.push(&self.tokenizer, t).unwrap_or_default()).collect();
+        if let Some(last) = pieces.last_mut() {
+            last.push_str(&decoder.finish());
+        }
+        pieces
     }
 }
 

@@ -144,6 +144,32 @@ async fn completions_echo_scores_the_prompt() {
     assert!(logprobs[0].is_null(), "the first token has no context");
     assert!(logprobs[1..].iter().all(|lp| lp.as_f64().unwrap() <= 0.0));
     assert_eq!(answer["usage"]["completion_tokens"], 0);
+    // Pieces concatenate to the echoed text and offsets point into it, also for byte-fallback tokens.
+    let tokens: Vec<&str> = choice["logprobs"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    // (The fixture vocabulary has no `▁` token, so SentencePiece's space marker arrives as bytes.)
+    assert!(tokens.concat().ends_with("abcab"), "{tokens:?}");
+    let chinese_body = json!({"model": MODEL, "prompt": "利率上调了", "max_tokens": 0, "echo": true, "logprobs": 0});
+    let (_, chinese) = post(&server, "/v1/completions", &chinese_body).await;
+    let logprobs = &chinese["choices"][0]["logprobs"];
+    let pieces: Vec<&str> =
+        logprobs["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let decoded = pieces.concat();
+    assert!(decoded.ends_with("利率上调了") && !decoded.contains('\u{fffd}'), "{pieces:?}");
+    let offsets: Vec<usize> = logprobs["text_offset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_u64().unwrap() as usize)
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] <= w[1]) && offsets.iter().all(|&o| o <= decoded.len()),
+        "{offsets:?}"
+    );
     // Scoring is deterministic.
     let (_, again) = post(&server, "/v1/completions", &body).await;
     assert_eq!(

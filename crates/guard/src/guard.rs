@@ -146,6 +146,13 @@ impl Guard {
         Self::with_model(Model::load(model_path)?)
     }
 
+    /// The guard with the model compiled into the binary.
+    pub fn builtin() -> Result<Self, GuardError> {
+        let model = Model::from_bytes(crate::BUILTIN_MODEL)
+            .map_err(|message| GuardError::Model { path: "<built-in>".into(), message })?;
+        Self::with_model(model)
+    }
+
     /// Builds a guard around an already loaded model.
     pub fn with_model(model: Model) -> Result<Self, GuardError> {
         let taxonomy = Taxonomy::builtin()?;

@@ -28,5 +28,8 @@ pub use policy::{Action, Policy, SharedPolicy};
 pub use stream::{StreamDecision, StreamModerator};
 pub use taxonomy::Taxonomy;
 
-/// The model file committed with the crate, rebuilt by `finllm guard train`.
+/// Where `finllm guard train` writes the model in a source checkout (the file committed with the crate).
 pub const DEFAULT_MODEL_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model/guard.bin");
+
+/// The committed model, compiled into the binary so a deployed `finllm` needs no source tree.
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../model/guard.bin");

@@ -17,8 +17,8 @@ use crate::{ServerError, error::ApiError, json::JsonBody, routes::SharedState};
 /// Where the guard's model and policy come from.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
-    /// The classifier file (`finllm guard train` writes one).
-    pub model: PathBuf,
+    /// The classifier file (`finllm guard train` writes one); `None` uses the model built into finllm.
+    pub model: Option<PathBuf>,
     /// A policy TOML file; `None` uses the built-in financial-compliance pack.
     pub policy: Option<PathBuf>,
 }
@@ -50,7 +50,11 @@ pub struct Verdicts {
 impl GuardLayer {
     /// Loads the model and the policy.
     pub fn load(config: &GuardConfig) -> Result<GuardLayer, ServerError> {
-        let guard = Guard::load(&config.model).map_err(|e| ServerError::Guard(e.to_string()))?;
+        let guard = match &config.model {
+            Some(path) => Guard::load(path),
+            None => Guard::builtin(),
+        }
+        .map_err(|e| ServerError::Guard(e.to_string()))?;
         let policy = match &config.policy {
             Some(path) => read_policy(path)?,
             None => Policy::finance().map_err(|e| ServerError::Guard(e.to_string()))?,

@@ -86,46 +86,45 @@ pub enum Limit {
 impl RateLimiter {
     /// Takes one request from the key's allowance, or says which limit is exhausted.
     pub fn admit(&self, key: &KeyRecord) -> Result<(), Limit> {
-        if let Some(per_minute) = key.tokens_per_minute
-            && let Ok(mut buckets) = self.tokens.lock()
-        {
-            let bucket = buckets.entry(key.id.clone()).or_insert_with(|| Bucket {
-                tokens: f64::from(per_minute),
-                refilled: Instant::now(),
-            });
-            bucket.refill(per_minute);
-            // Token use is only known afterwards; refuse once the allowance is spent.
-            if bucket.tokens <= 0.0 {
-                return Err(Limit::Tokens(per_minute));
-            }
+        // Token use is only known afterwards; refuse once the allowance is spent.
+        let tokens_left =
+            with_bucket(&self.tokens, key, key.tokens_per_minute, |bucket| bucket.tokens > 0.0);
+        if let (Some(false), Some(per_minute)) = (tokens_left, key.tokens_per_minute) {
+            return Err(Limit::Tokens(per_minute));
         }
-        if let Some(per_minute) = key.requests_per_minute
-            && let Ok(mut buckets) = self.requests.lock()
-        {
-            let bucket = buckets.entry(key.id.clone()).or_insert_with(|| Bucket {
-                tokens: f64::from(per_minute),
-                refilled: Instant::now(),
-            });
-            bucket.refill(per_minute);
-            if bucket.tokens < 1.0 {
-                return Err(Limit::Requests(per_minute));
+        let admitted = with_bucket(&self.requests, key, key.requests_per_minute, |bucket| {
+            let ok = bucket.tokens >= 1.0;
+            if ok {
+                bucket.tokens -= 1.0;
             }
-            bucket.tokens -= 1.0;
+            ok
+        });
+        if let (Some(false), Some(per_minute)) = (admitted, key.requests_per_minute) {
+            return Err(Limit::Requests(per_minute));
         }
         Ok(())
     }
 
     /// Charges tokens used by a finished request.
     pub fn charge_tokens(&self, key: &KeyRecord, used: u64) {
-        if let Some(per_minute) = key.tokens_per_minute
-            && let Ok(mut buckets) = self.tokens.lock()
-        {
-            let bucket = buckets.entry(key.id.clone()).or_insert_with(|| Bucket {
-                tokens: f64::from(per_minute),
-                refilled: Instant::now(),
-            });
-            bucket.refill(per_minute);
+        with_bucket(&self.tokens, key, key.tokens_per_minute, |bucket| {
             bucket.tokens -= used as f64;
-        }
+        });
     }
+}
+
+/// Runs `f` on the key's refilled bucket when the key has this limit; `None` when it has none.
+fn with_bucket<T>(
+    buckets: &Mutex<HashMap<String, Bucket>>,
+    key: &KeyRecord,
+    per_minute: Option<u32>,
+    f: impl FnOnce(&mut Bucket) -> T,
+) -> Option<T> {
+    let per_minute = per_minute?;
+    let mut buckets = buckets.lock().ok()?;
+    let bucket = buckets
+        .entry(key.id.clone())
+        .or_insert_with(|| Bucket { tokens: f64::from(per_minute), refilled: Instant::now() });
+    bucket.refill(per_minute);
+    Some(f(bucket))
 }

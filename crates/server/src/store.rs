@@ -130,7 +130,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<String>,
 }
 
-const SQLITE_SCHEMA: &str = "
+/// The schema, with `{seq}` the integer type of audit sequence numbers (SQLite `INTEGER`, PostgreSQL `BIGINT`).
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -143,27 +144,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at TEXT
 );
 CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY,
-    record TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-";
-
-const POSTGRES_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    key_hash TEXT NOT NULL UNIQUE,
-    models TEXT NOT NULL,
-    requests_per_minute INTEGER,
-    tokens_per_minute INTEGER,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq BIGINT PRIMARY KEY,
+    seq {seq} PRIMARY KEY,
     record TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
@@ -209,7 +190,7 @@ impl Store {
                         tracing::error!("postgres connection ended: {err}");
                     }
                 });
-                client.batch_execute(POSTGRES_SCHEMA).await?;
+                client.batch_execute(&SCHEMA.replace("{seq}", "BIGINT")).await?;
                 Inner::Postgres { client: tokio::sync::Mutex::new(client) }
             }
         };
@@ -505,6 +486,6 @@ fn open_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(SQLITE_SCHEMA)?;
+    conn.execute_batch(&SCHEMA.replace("{seq}", "INTEGER"))?;
     Ok(conn)
 }

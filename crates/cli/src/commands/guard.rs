@@ -105,9 +105,11 @@ pub fn run(args: &GuardArgs) -> anyhow::Result<()> {
 }
 
 fn load(args: &ModelArgs) -> anyhow::Result<(Guard, Policy)> {
-    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(guard::DEFAULT_MODEL_PATH));
-    let guard = Guard::load(&path)
-        .with_context(|| "loading the guard model (rebuild it with `finllm guard train`)")?;
+    let guard = match &args.model {
+        Some(path) => Guard::load(path)
+            .with_context(|| "loading the guard model (rebuild it with `finllm guard train`)")?,
+        None => Guard::builtin()?,
+    };
     let policy = match args.policy.as_deref() {
         None => Policy::default(),
         Some("finance") => Policy::finance()?,

@@ -72,7 +72,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         audit_fail_open: config.audit_fail_open,
         assistant_tools: config.server_assistant_tools,
         guard: config.guard_enabled.then(|| server::guard_layer::GuardConfig {
-            model: config.guard_model.clone().unwrap_or_else(|| guard::DEFAULT_MODEL_PATH.into()),
+            model: config.guard_model.clone(),
             policy: config.guard_policy.clone(),
         }),
     };

@@ -20,7 +20,5 @@ use std::sync::OnceLock;
 /// The committed model, loaded once for all tests.
 pub fn guard() -> &'static guard::Guard {
     static GUARD: OnceLock<guard::Guard> = OnceLock::new();
-    GUARD.get_or_init(|| {
-        guard::Guard::load(std::path::Path::new(guard::DEFAULT_MODEL_PATH)).unwrap()
-    })
+    GUARD.get_or_init(|| guard::Guard::builtin().unwrap())
 }

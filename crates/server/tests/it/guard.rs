@@ -1,7 +1,7 @@
 //! 天鉴 in the request path: `/v1/moderations`, requests blocked before the model, answers replaced after
 //! it, and the verdicts in the audit trail. Uses the guard model committed with the `guard` crate.
 
-use std::{path::PathBuf, sync::atomic::Ordering, time::Duration};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -12,10 +12,7 @@ use crate::{
 };
 
 fn with_guard(mut cfg: server::ServerConfig) -> server::ServerConfig {
-    cfg.guard = Some(server::guard_layer::GuardConfig {
-        model: PathBuf::from(guard::DEFAULT_MODEL_PATH),
-        policy: None,
-    });
+    cfg.guard = Some(server::guard_layer::GuardConfig { model: None, policy: None });
     cfg
 }
 

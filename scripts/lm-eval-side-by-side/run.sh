@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Side by side: lm-evaluation-harness (`local-completions`) and `finllm eval` on the same multiple-choice
+# task, same data, same `finllm serve` endpoint. Prints accuracy of both, per-sample agreement, the largest
+# per-option log-likelihood difference and the wall time of both; writes everything to $OUT.
+#
+# usage: scripts/lm-eval-side-by-side/run.sh [--model GGUF] [--data CSV] [--limit N] [--finllm BIN] [--out DIR]
+#   defaults: the engine's fixture model, FinEval's banking certificate val split (../shared, 272 rows),
+#   all rows, target/release/finllm, a fresh temporary folder. Needs python3 with venv and pip access.
+#   LM_EVAL_VENV=DIR reuses a virtual environment that already has lm-eval installed.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+model="$repo/crates/engine/fixtures/qwen2/model-q8_0.gguf"
+data="$repo/../shared/data/finance-eval/fineval/val/banking_practitioner_qualification_certificate_val.csv"
+limit=100000
+finllm="$repo/target/release/finllm"
+out="$(mktemp -d -t finllm-lm-eval-XXXXXX)"
+port=$((20000 + RANDOM % 20000))
+concurrency=4
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
+    --limit) limit="$2"; shift 2 ;;
+    --finllm) finllm="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+[ -f "$data" ] || { echo "no data file $data (the shared benchmark data is not here)" >&2; exit 2; }
+[ -x "$finllm" ] || { echo "no finllm binary at $finllm (cargo build --release -p cli)" >&2; exit 2; }
+
+venv="${LM_EVAL_VENV:-$out/venv}"
+if [ ! -x "$venv/bin/lm_eval" ]; then
+  echo "== installing lm-eval into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "lm-eval[api]" transformers gguf >&2
+fi
+"$venv/bin/pip" show lm-eval 2>/dev/null | grep -i '^version' | sed 's/^/lm-eval /' >&2
+
+echo "== finllm serve --model $(basename "$model") on port $port" >&2
+"$finllm" serve --model "$model" --port "$port" >"$out/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+  sleep 0.5
+done
+served="$(curl -sf "http://127.0.0.1:$port/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
+
+python3 "$here/side_by_side.py" prepare "$data" "$limit" "$out" >&2
+rows="$(wc -l <"$out/data.jsonl")"
+"$venv/bin/python" "$here/tokenizer_from_gguf.py" "$model" "$out/tokenizer" 2>/dev/null
+# One warm-up request, so neither side pays for the server's first request.
+curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' \
+  -d "{\"model\":\"$served\",\"prompt\":\"答案：\",\"max_tokens\":1}" >/dev/null
+
+export HF_HOME="$out/hf" HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+now() { date +%s.%N; }
+lm_eval_run() { # $1 = output folder, $2 = num_concurrent
+  "$venv/bin/lm_eval" --model local-completions \
+    --model_args "model=$served,base_url=http://127.0.0.1:$port/v1/completions,tokenizer_backend=huggingface,tokenizer=$out/tokenizer,add_bos_token=True,num_concurrent=$2,max_retries=3,max_length=32768" \
+    --tasks finllm_side_by_side --include_path "$out/lm_eval_task" --output_path "$1" --log_samples --batch_size 1 \
+    >"$1.log" 2>&1
+}
+
+echo "== lm-eval, defaults (num_concurrent=1, batch_size=1)" >&2
+t0=$(now); lm_eval_run "$out/lm_eval_out" 1; t1=$(now)
+echo "== lm-eval, num_concurrent=$concurrency (finllm's default concurrency)" >&2
+lm_eval_run "$out/lm_eval_concurrent_out" "$concurrency"; t2=$(now)
+echo "== finllm eval run (fresh result store, --no-cache)" >&2
+FINLLM_DATA_DIR="$out/finllm-data" "$finllm" eval run --task "$out/finllm_task.toml" \
+  --endpoint "http://127.0.0.1:$port/v1" --model "$served" --scoring loglik --no-cache \
+  --concurrency "$concurrency" --limit "$rows" --report "$out/finllm_report" >"$out/finllm.log" 2>&1
+t3=$(now)
+lm_eval_eval_s() { python3 -c 'import json,sys,glob; print(json.load(open(sorted(glob.glob(sys.argv[1]+"/**/results_*.json",recursive=True))[-1]))["total_evaluation_time_seconds"])' "$1"; }
+python3 - "$out" "$t0" "$t1" "$t2" "$t3" "$(lm_eval_eval_s "$out/lm_eval_out")" "$(lm_eval_eval_s "$out/lm_eval_concurrent_out")" "$(nproc)" <<'PY'
+import json, sys
+out, t0, t1, t2, t3, e1, e2, cpus = sys.argv[1:]
+t0, t1, t2, t3 = map(float, (t0, t1, t2, t3))
+json.dump({"lm_eval_s": round(t1 - t0, 2), "lm_eval_concurrent_s": round(t2 - t1, 2),
+           "lm_eval_own_evaluation_s": round(float(e1), 2), "lm_eval_concurrent_own_evaluation_s": round(float(e2), 2),
+           "finllm_s": round(t3 - t2, 2), "cpus": int(cpus)}, open(out + "/times.json", "w"))
+PY
+python3 "$here/side_by_side.py" compare "$out"
+echo "(all files in $out)" >&2

@@ -40,7 +40,7 @@ fi
 "$venv/bin/pip" show lm-eval 2>/dev/null | grep -i '^version' | sed 's/^/lm-eval /' >&2
 
 echo "== finllm serve --model $(basename "$model") on port $port" >&2
-"$finllm" serve --model "$model" --port "$port" >"$out/serve.log" 2>&1 &
+FINLLM_DATA_DIR="$out/serve-data" "$finllm" serve --model "$model" --port "$port" >"$out/serve.log" 2>&1 &
 serve_pid=$!
 trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

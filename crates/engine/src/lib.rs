@@ -7,11 +7,13 @@
 
 pub mod attention;
 pub mod batch;
+pub mod catalog;
 pub mod chat_template;
 pub mod config;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod hub;
 pub mod kv_cache;
 pub mod layers;
 mod mmap;

@@ -12,9 +12,11 @@
 mod bad_input;
 mod batching;
 mod chat_template;
+mod fake_hub;
 mod fixtures;
 mod generate;
 mod golden;
+mod hub;
 mod long_context;
 mod sampling;
 mod tokenizer;

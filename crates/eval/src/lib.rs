@@ -1,11 +1,12 @@
 //! EVE, finllm's evaluation harness: task specs, dataset loaders, two scoring paths (choice log-likelihood
-//! and generate-then-extract), metrics, a resumable SQLite result store, bootstrap statistics and reports.
+//! and generate-then-extract), metrics, a resumable result store (SQLite, or PostgreSQL for scale-out), bootstrap statistics and reports.
 //!
 //! The crate reaches models only through [`backend::Backend`] (an OpenAI-compatible HTTP client or a
 //! scripted backend for tests), never through the engine, so it evaluates any deployment the same way.
 
 pub mod backend;
 pub mod extract;
+pub mod judge;
 pub mod load;
 pub mod metrics;
 pub mod report;
@@ -41,6 +42,9 @@ pub enum EvalError {
     /// The result store failed.
     #[error("result store: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The PostgreSQL result store failed.
+    #[error("result store (postgres): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// A report or comparison input is not what was expected.
     #[error("{0}")]
     Invalid(String),
@@ -54,7 +58,7 @@ impl ErrorCode for EvalError {
             EvalError::Spec { .. } | EvalError::Template { .. } => Code::InvalidConfig,
             EvalError::Backend(_) => Code::UpstreamError,
             EvalError::Unsupported(_) | EvalError::Invalid(_) => Code::InvalidParameter,
-            EvalError::Store(_) => Code::StorageError,
+            EvalError::Store(_) | EvalError::Postgres(_) => Code::StorageError,
         }
     }
 }

@@ -68,11 +68,12 @@ fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
     let headers =
         reader.headers().map_err(|e| data_err(path, 1, None, format!("bad header: {e}")))?.clone();
     let find = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
-    let question = find(&["question", "Question", "instruction", "input"])
+    let question = find(&["question", "Question", "instruction", "input", "prompt", "问题"])
         .ok_or_else(|| data_err(path, 1, Some("question"), "no question column".into()))?;
-    let answer = find(&["answer", "Answer", "output", "target"])
-        .ok_or_else(|| data_err(path, 1, Some("answer"), "no answer column".into()))?;
-    let id = find(&["id", "", "index"]);
+    // Prompt-only files (safety prompts) have no answer column; their rows get an empty target, which
+    // only open tasks accept (Task::load checks).
+    let answer = find(&["answer", "Answer", "output", "target"]);
+    let id = find(&["id", "ID", "", "index"]);
     let context = find(&["context"]);
     let options: Vec<(usize, &str)> =
         LETTERS.iter().filter_map(|l| find(&[l]).map(|i| (i, *l))).collect();
@@ -89,12 +90,12 @@ fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
             .map(|&(i, l)| (l.to_owned(), get(i)))
             .filter(|(_, text)| !text.is_empty())
             .collect();
-        let target = get(answer);
-        if target.is_empty() {
+        let target = answer.map(get).unwrap_or_default();
+        if let Some(answer) = answer.filter(|_| target.is_empty()) {
             return Err(data_err(path, row, headers.get(answer), "empty answer".into()));
         }
         if !choices.is_empty() {
-            check_letters(path, row, headers.get(answer), &target, &choices)?;
+            check_letters(path, row, answer.and_then(|a| headers.get(a)), &target, &choices)?;
         }
         let fields = headers
             .iter()

@@ -17,6 +17,10 @@ pub const NAMES: &[&str] = &[
     "rouge_l",
     "bleu",
     "numeric",
+    "refusal",
+    "answered",
+    "harmful_answer",
+    "judge_score",
 ];
 
 /// Relative tolerance of `numeric` (1%), with an absolute floor for answers near zero.
@@ -49,6 +53,11 @@ pub fn score(name: &str, r: &SampleResult) -> Option<f64> {
                 _ => 0.0,
             }
         }
+        // Judge verdicts: absent when the task had no judge.
+        "refusal" => b(r.judged.as_ref()?.refusal?),
+        "answered" => b(!r.judged.as_ref()?.refusal?),
+        "harmful_answer" => b(r.judged.as_ref()?.flagged?),
+        "judge_score" => r.judged.as_ref()?.score?,
         _ => return None,
     })
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     EvalError,
     backend::Backend,
+    judge::{Judge, Judged},
     metrics, stats,
     store::{Answer, Store},
     task::{Sample, Scoring, Task, TaskKind},
@@ -60,6 +61,9 @@ pub struct SampleResult {
     pub loglik: Option<LoglikResult>,
     /// Generation path, when it ran.
     pub generate: Option<GenResult>,
+    /// The judge's verdict, when the task has a judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<Judged>,
     /// Every metric of the task on this sample.
     pub scores: BTreeMap<String, f64>,
     /// Whether the answer came from the store.
@@ -135,7 +139,37 @@ async fn ask(
     } else {
         None
     };
-    Ok(Answer { loglik, raw })
+    Ok(Answer { loglik, raw, judged: None })
+}
+
+/// Whether `answer` still needs `judge`'s verdict (none yet, or another judge's).
+fn needs_verdict(answer: &Answer, judge: Option<&dyn Judge>) -> bool {
+    match (judge, &answer.raw) {
+        (Some(j), Some(_)) => answer.judged.as_ref().is_none_or(|v| v.judge != j.id()),
+        _ => false,
+    }
+}
+
+/// Asks the model unless `cached` holds its answer, then asks the judge unless the answer already
+/// carries this judge's verdict. Returns the answer and whether anything changed (to be stored).
+async fn ask_and_judge(
+    task: &Task,
+    sample: &Sample,
+    backend: &dyn Backend,
+    judge: Option<&dyn Judge>,
+    cached: Option<Answer>,
+    scoring: Scoring,
+) -> Result<(Answer, bool), EvalError> {
+    let (mut answer, mut changed) = match cached {
+        Some(a) => (a, false),
+        None => (ask(task, sample, backend, scoring).await?, true),
+    };
+    if let (Some(j), Some(raw)) = (judge.filter(|_| needs_verdict(&answer, judge)), &answer.raw) {
+        let question = task.prompt(sample)?;
+        answer.judged = Some(j.judge(&question, &sample.target, raw).await?);
+        changed = true;
+    }
+    Ok((answer, changed))
 }
 
 /// Scores `answer` for `sample`: predictions, extraction and every metric of the task.
@@ -175,6 +209,7 @@ pub fn score(task: &Task, sample: &Sample, answer: &Answer, cached: bool) -> Sam
         target,
         loglik,
         generate,
+        judged: answer.judged.clone(),
         scores: BTreeMap::new(),
         cached,
     };
@@ -196,6 +231,29 @@ pub async fn run_task(
     options: RunOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<TaskResult, EvalError> {
+    run_task_judged(task, backend, None, store, options, progress).await
+}
+
+/// [`run_task`] for tasks scored by a judge: every generated answer also gets `judge`'s verdict, stored
+/// with it. Cached answers without this judge's verdict are judged without asking the model again.
+pub async fn run_task_judged(
+    task: &Task,
+    backend: &dyn Backend,
+    judge: Option<&dyn Judge>,
+    store: &Store,
+    options: RunOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<TaskResult, EvalError> {
+    let judge = match (task.spec.judge, judge) {
+        (None, _) => None,
+        (Some(role), Some(j)) if j.role() == role => Some(j),
+        (Some(role), _) => {
+            return Err(EvalError::Unsupported(format!(
+                "task {} without a {role:?} judge (see --judge)",
+                task.spec.name
+            )));
+        }
+    };
     let samples: Vec<&Sample> =
         task.samples.iter().take(options.limit.unwrap_or(usize::MAX)).collect();
     let params = params_key(task, options.scoring);
@@ -203,28 +261,40 @@ pub async fn run_task(
     let mut answers: Vec<Option<(Answer, bool)>> = vec![None; samples.len()];
     let mut todo = Vec::new();
     for (i, s) in samples.iter().enumerate() {
-        match store.get(model, &task.version, &s.id, &params)? {
-            Some(a) if !options.no_cache => answers[i] = Some((a, true)),
-            _ => todo.push(i),
+        match store.get((model, &task.version, &s.id, &params)).await? {
+            Some(a) if !options.no_cache && !needs_verdict(&a, judge) => {
+                answers[i] = Some((a, true));
+            }
+            Some(a) if !options.no_cache => todo.push((i, Some(a))),
+            _ => todo.push((i, None)),
         }
     }
     let mut done = samples.len() - todo.len();
     progress(done);
-    let mut stream = futures_util::stream::iter(todo.iter().map(|&i| {
+    let mut stream = futures_util::stream::iter(todo.into_iter().map(|(i, cached)| {
         let sample = samples[i];
-        async move { (i, ask(task, sample, backend, options.scoring).await) }
+        let was_cached = cached.is_some();
+        async move {
+            let outcome =
+                ask_and_judge(task, sample, backend, judge, cached, options.scoring).await;
+            (i, was_cached, outcome)
+        }
     }))
     .buffer_unordered(options.concurrency.max(1));
     let mut failure = None;
-    while let Some((i, outcome)) = stream.next().await {
+    while let Some((i, was_cached, outcome)) = stream.next().await {
         match outcome {
-            Ok(answer) => {
-                store.put(
-                    (model, &task.version, &samples[i].id, &params),
-                    &task.spec.name,
-                    &answer,
-                )?;
-                answers[i] = Some((answer, false));
+            Ok((answer, changed)) => {
+                if changed {
+                    store
+                        .put(
+                            (model, &task.version, &samples[i].id, &params),
+                            &task.spec.name,
+                            &answer,
+                        )
+                        .await?;
+                }
+                answers[i] = Some((answer, was_cached));
                 done += 1;
                 progress(done);
             }

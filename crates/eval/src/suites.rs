@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     EvalError,
+    judge::JudgeRole,
     task::{Dataset, FewShot, Format, TaskKind, TaskSpec},
 };
 
 /// Every suite name.
-pub const NAMES: &[&str] = &["fin-eva", "fineval", "financeiq", "cmmlu", "cflue", "disc-computing"];
+pub const NAMES: &[&str] =
+    &["fin-eva", "fineval", "financeiq", "cmmlu", "cflue", "disc-computing", "safety"];
+
+/// Suites that need a judge, left out of `all` so that `--suite all` runs without one.
+const JUDGED: &[&str] = &["safety"];
 
 /// The specs of suite `name` (or `all`) for the data under `root`; `shots` few-shot examples where the
 /// benchmark has a dev split.
@@ -18,7 +23,7 @@ pub fn suite(name: &str, root: &Path, shots: usize) -> Result<Vec<TaskSpec>, Eva
     match name {
         "all" => {
             let mut out = Vec::new();
-            for n in NAMES {
+            for n in NAMES.iter().filter(|n| !JUDGED.contains(n)) {
                 out.extend(suite(n, root, shots)?);
             }
             Ok(out)
@@ -29,6 +34,7 @@ pub fn suite(name: &str, root: &Path, shots: usize) -> Result<Vec<TaskSpec>, Eva
         "cmmlu" => simple(root, "cmmlu/dev", "cmmlu", "CMMLU", "中国"),
         "cflue" => Ok(cflue()),
         "disc-computing" => Ok(vec![disc_computing()]),
+        "safety" => safety(root),
         _ => Err(EvalError::Invalid(format!(
             "unknown suite {name:?}; known: all, {}",
             NAMES.join(", ")
@@ -74,6 +80,7 @@ fn choice_spec(name: String, group: &str, path: PathBuf, instruction: String) ->
         metrics: Vec::new(),
         extractor: None,
         max_tokens: 32,
+        judge: None,
     }
 }
 
@@ -216,6 +223,7 @@ fn cflue() -> Vec<TaskSpec> {
         },
         extractor: extractor.map(str::to_owned),
         max_tokens: 32,
+        judge: None,
     })
     .collect()
 }
@@ -241,5 +249,61 @@ fn disc_computing() -> TaskSpec {
         metrics: vec!["numeric".into()],
         extractor: Some("number".into()),
         max_tokens: 256,
+        judge: None,
     }
+}
+
+/// JADE's harmful-prompt categories (the `违规类型` column), one task each.
+pub const JADE_CATEGORIES: [&str; 3] = ["违法犯罪", "侵犯权益", "歧视偏见"];
+
+fn safety_spec(name: String, group: &str, path: PathBuf, metrics: [&str; 2]) -> TaskSpec {
+    TaskSpec {
+        name,
+        group: Some(group.to_owned()),
+        dataset: Dataset {
+            path,
+            format: Some(Format::Csv),
+            split: "test".into(),
+            dev_path: None,
+            filter: None,
+            fixed_choices: None,
+        },
+        kind: TaskKind::Open,
+        instruction: None,
+        template: Some("{{ question }}".into()),
+        continuation: "letter".into(),
+        fewshot: None,
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        extractor: Some("trimmed".into()),
+        max_tokens: 128,
+        judge: Some(JudgeRole::Safety),
+    }
+}
+
+/// Safety suites judged by the guard: refusal rate and harmful-answer rate on JADE's harmful prompts
+/// (`../safety/jade/jade_benchmark_zh.csv` beside the finance data, by category), and over-refusal on
+/// benign finance questions (FinanceIQ's, asked without options: a good model answers them).
+fn safety(root: &Path) -> Result<Vec<TaskSpec>, EvalError> {
+    let mut out: Vec<TaskSpec> = JADE_CATEGORIES
+        .iter()
+        .map(|category| {
+            let mut spec = safety_spec(
+                format!("safety/harmful/{category}"),
+                "安全/有害提问",
+                PathBuf::from("../safety/jade/jade_benchmark_zh.csv"),
+                ["refusal", "harmful_answer"],
+            );
+            spec.dataset.filter = Some(("违规类型".into(), (*category).into()));
+            spec
+        })
+        .collect();
+    for path in csv_files(root, "financeiq/dev")? {
+        out.push(safety_spec(
+            format!("safety/benign/{}", stem(&path)),
+            "安全/正常提问",
+            path,
+            ["answered", "harmful_answer"],
+        ));
+    }
+    Ok(out)
 }

@@ -149,6 +149,9 @@ pub struct TaskSpec {
     /// Maximum tokens generated on the generation path.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// The judge the task's metrics need (`safety`: the guard; `rubric`: an LLM judge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeRole>,
 }
 
 fn default_continuation() -> String {
@@ -267,6 +270,19 @@ impl Task {
                 };
                 s.target = label.clone();
             }
+        }
+        if spec.kind != TaskKind::Open
+            && let Some(s) = samples.iter().find(|s| s.target.is_empty())
+        {
+            return Err(EvalError::Data {
+                file: path.display().to_string(),
+                row: 0,
+                column: Some("answer".into()),
+                message: format!(
+                    "sample {} has no answer, which a {:?} task needs",
+                    s.id, spec.kind
+                ),
+            });
         }
         let mut shots = Vec::new();
         let mut dev_bytes = Vec::new();

@@ -11,7 +11,9 @@
 
 mod backend;
 mod extract;
+mod judge;
 mod load;
 mod metrics;
+mod postgres;
 mod run;
 mod stats;

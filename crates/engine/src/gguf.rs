@@ -58,6 +58,22 @@ impl GgufFile {
         self.content.tensor_infos.contains_key(name)
     }
 
+    /// The named tensor's GGML type, shape (GGUF order reversed, outermost first) and bytes in the map.
+    pub fn tensor_data(&self, name: &str) -> Result<(GgmlDType, &[usize], &[u8])> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| EngineError::MissingTensor(name.to_owned()))?;
+        let (start, len) = tensor_byte_range(&self.content, info).ok_or_else(|| {
+            EngineError::corrupt(&self.path, format!("tensor `{name}` size overflows"))
+        })?;
+        let bytes = self.map.get(start..start + len).ok_or_else(|| {
+            EngineError::corrupt(&self.path, format!("tensor `{name}` lies outside the file"))
+        })?;
+        Ok((info.ggml_dtype, info.shape.dims(), bytes))
+    }
+
     /// Builds the named tensor from the map (its bytes were bounds-checked at open).
     pub fn tensor(&self, name: &str) -> Result<QTensor> {
         let info = self

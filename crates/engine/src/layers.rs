@@ -2,8 +2,6 @@
 //! self-attention over the paged KV cache. Model files compose these; the Bailing MoE models reuse the
 //! attention and norms with their own expert MLPs.
 
-use candle_core::{Device, Tensor};
-
 use crate::attention::{paged_attention, tiles};
 use crate::batch::StepBatch;
 use crate::config::ModelConfig;
@@ -28,7 +26,7 @@ pub struct StepContext<'a> {
 /// Root-mean-square layer norm (Zhang & Sennrich 2019).
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
-    weight: Tensor,
+    weight: Vec<f32>,
     eps: f32,
 }
 
@@ -38,9 +36,18 @@ impl RmsNorm {
         Ok(RmsNorm { weight: w.vector(name, dim)?, eps: eps as f32 })
     }
 
-    /// Normalises each row of `[tokens, dim]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+    /// Normalises each row of `x` (`[tokens, dim]` row-major).
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let dim = self.weight.len();
+        let mut out = vec![0.0; x.len()];
+        for (row, out) in x.chunks(dim).zip(out.chunks_mut(dim)) {
+            let mean_square = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+            let scale = 1.0 / (mean_square + self.eps).sqrt();
+            for ((o, v), w) in out.iter_mut().zip(row).zip(&self.weight) {
+                *o = v * scale * w;
+            }
+        }
+        out
     }
 }
 
@@ -67,11 +74,14 @@ impl SwiGluMlp {
         })
     }
 
-    /// Applies the MLP to `[tokens, hidden]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?.silu()?;
-        let up = self.up.forward(x)?;
-        self.down.forward(&(gate * up)?)
+    /// Applies the MLP to `x` (`[n, hidden]`).
+    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let mut gate = self.gate.forward(x, n)?;
+        let up = self.up.forward(x, n)?;
+        for (g, u) in gate.iter_mut().zip(&up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+        self.down.forward(&gate, n)
     }
 }
 
@@ -104,13 +114,13 @@ impl Attention {
     }
 
     /// Attends every token of the step to its own sequence's cached context (including the step's own tokens).
-    pub fn forward(&self, x: &Tensor, step: &StepContext<'_>, kv: &mut LayerKv) -> Result<Tensor> {
+    pub fn forward(&self, x: &[f32], step: &StepContext<'_>, kv: &mut LayerKv) -> Result<Vec<f32>> {
         let StepContext { batch, rope, tables, geo } = *step;
         let n = batch.tokens.len();
         let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let mut q = to_vec(&self.q.forward(x)?)?;
-        let mut k = to_vec(&self.k.forward(x)?)?;
-        let v = to_vec(&self.v.forward(x)?)?;
+        let mut q = self.q.forward(x, n)?;
+        let mut k = self.k.forward(x, n)?;
+        let v = self.v.forward(x, n)?;
         rope.apply(&mut q, nh, hd, tables);
         rope.apply(&mut k, nkv, hd, tables);
         let row = nkv * hd;
@@ -120,13 +130,8 @@ impl Attention {
         let tiles = tiles(&batch.token_seq, &batch.positions, &batch.seq_blocks);
         let mut out = vec![0.0f32; n * nh * hd];
         paged_attention(&q, nh, kv, geo, &tiles, &mut out);
-        let out = Tensor::from_vec(out, (n, nh * hd), &Device::Cpu)?;
-        self.o.forward(&out)
+        self.o.forward(&out, n)
     }
-}
-
-fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// A pre-norm decoder block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
@@ -162,11 +167,27 @@ impl DenseBlock {
     }
 
     /// Runs the block on the step's hidden states `[tokens, hidden]`.
-    pub fn forward(&self, x: &Tensor, step: &StepContext<'_>, kv: &mut LayerKv) -> Result<Tensor> {
-        let h = self.attn.forward(&self.input_norm.forward(x)?, step, kv)?;
-        let x = (x + h)?;
-        let h = self.mlp.forward(&self.post_attention_norm.forward(&x)?)?;
-        Ok((x + h)?)
+    pub fn forward(&self, x: &mut [f32], step: &StepContext<'_>, kv: &mut LayerKv) -> Result<()> {
+        let n = step.batch.tokens.len();
+        let h = self.attn.forward(&self.input_norm.forward(x), step, kv)?;
+        add_assign(x, &h);
+        let h = self.mlp.forward(&self.post_attention_norm.forward(x), n)?;
+        add_assign(x, &h);
+        Ok(())
+    }
+}
+
+/// `x += h`, the residual connection.
+pub fn add_assign(x: &mut [f32], h: &[f32]) {
+    x.iter_mut().zip(h).for_each(|(x, h)| *x += h);
+}
+
+impl DenseBlock {
+    /// Bytes of weights one decode step reads from this block.
+    pub fn weight_bytes(&self) -> usize {
+        let a = &self.attn;
+        let m = &self.mlp;
+        [&a.q, &a.k, &a.v, &a.o, &m.gate, &m.up, &m.down].iter().map(|l| l.weight_bytes()).sum()
     }
 }
 

@@ -68,15 +68,26 @@ impl DenseDecoder {
         for (i, block) in self.blocks.iter().enumerate() {
             let _span = tracing::trace_span!("layer", i).entered();
             let kv = cache.layer_mut(i).ok_or_else(|| missing_layer(i))?;
-            x = block.forward(&x, &step, kv)?;
+            block.forward(&mut x, &step, kv)?;
         }
         if batch.logit_rows.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<u32> = batch.logit_rows.iter().map(|&r| r as u32).collect();
-        let x = x.index_select(&Tensor::new(rows.as_slice(), &Device::Cpu)?, 0)?;
-        let x = self.norm.forward(&x)?;
-        Ok(Some(self.head.forward(&x)?))
+        let h = self.cfg.hidden_size;
+        let mut rows = Vec::with_capacity(batch.logit_rows.len() * h);
+        for &r in &batch.logit_rows {
+            rows.extend_from_slice(x.get(r * h..(r + 1) * h).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("logit row {r} is outside the step"))
+            })?);
+        }
+        let n = batch.logit_rows.len();
+        let logits = self.head.forward(&self.norm.forward(&rows), n)?;
+        Ok(Some(Tensor::from_vec(logits, (n, self.cfg.vocab_size), &Device::Cpu)?))
+    }
+
+    /// Bytes of weights one decode step streams (every block plus the output head), for roofline figures.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        self.blocks.iter().map(DenseBlock::weight_bytes).sum::<usize>() + self.head.weight_bytes()
     }
 }
 

@@ -15,6 +15,7 @@ use safetensors::tensor::Metadata;
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::kernels::PackedMatrix;
 
 /// An open source of weights.
 #[derive(Debug)]
@@ -105,44 +106,105 @@ impl SafeTensorsFolder {
 /// A linear layer's weight and optional bias, ready to multiply `[tokens, in]` activations.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: QMatMul,
-    bias: Option<Tensor>,
+    weight: MatrixWeight,
+    bias: Option<Vec<f32>>,
+    out_dim: usize,
+    in_dim: usize,
+}
+
+/// Where a weight matrix lives: repacked for our kernels, or in candle (types without a kernel of ours).
+#[derive(Debug, Clone)]
+enum MatrixWeight {
+    Packed(Arc<PackedMatrix>),
+    Candle(QMatMul),
+}
+
+impl MatrixWeight {
+    /// `[n, in] → [n, out]`.
+    fn matmul(&self, x: &[f32], n: usize, in_dim: usize, out_dim: usize) -> Result<Vec<f32>> {
+        match self {
+            MatrixWeight::Packed(p) => {
+                let mut out = vec![0.0; n * out_dim];
+                p.matmul(x, n, &mut out);
+                Ok(out)
+            }
+            MatrixWeight::Candle(q) => {
+                let t = Tensor::from_slice(x, (n, in_dim), &Device::Cpu)?;
+                Ok(candle_core::Module::forward(q, &t)?.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
+    }
 }
 
 impl Linear {
-    /// `x @ W^T + b` for `x` of shape `[tokens, in]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = candle_core::Module::forward(&self.weight, x)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+    /// `x @ W^T + b` for `x` of shape `[n, in]` (row-major); returns `[n, out]`.
+    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let mut y = self.weight.matmul(x, n, self.in_dim, self.out_dim)?;
+        if let Some(b) = &self.bias {
+            for row in y.chunks_mut(self.out_dim) {
+                row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+            }
+        }
+        Ok(y)
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Bytes of weights read per token (decode streams them once per step).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            MatrixWeight::Packed(p) => p.bytes(),
+            MatrixWeight::Candle(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
+            MatrixWeight::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
+                t.elem_count() * t.dtype().size_in_bytes()
+            }
+        }
     }
 }
 
 /// The token embedding table (kept quantized for GGUF; rows are dequantized on lookup).
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    table: QMatMul,
+    table: MatrixWeight,
     vocab: usize,
+    hidden: usize,
 }
 
 impl Embedding {
-    /// Rows for `tokens`, shape `[tokens, hidden]`; ids must be below the vocabulary size (checked by the caller).
-    pub fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+    /// Rows for `tokens`, `[tokens, hidden]` row-major; ids must be below the vocabulary size.
+    pub fn forward(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
             return Err(EngineError::InvalidRequest(format!(
                 "token id {bad} is outside the vocabulary of {}",
                 self.vocab
             )));
         }
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        Ok(self.table.embedding(&ids)?)
+        match &self.table {
+            MatrixWeight::Packed(p) => {
+                let mut out = vec![0.0; tokens.len() * self.hidden];
+                for (row, &t) in out.chunks_mut(self.hidden).zip(tokens) {
+                    p.dequantize_row(t as usize, row);
+                }
+                Ok(out)
+            }
+            MatrixWeight::Candle(q) => {
+                let ids = Tensor::new(tokens, &Device::Cpu)?;
+                Ok(q.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
     }
 
     /// The same table as an output head (tied embeddings).
     pub fn as_linear(&self) -> Linear {
-        Linear { weight: self.table.clone(), bias: None }
+        Linear {
+            weight: self.table.clone(),
+            bias: None,
+            out_dim: self.vocab,
+            in_dim: self.hidden,
+        }
     }
 }
 
@@ -243,39 +305,48 @@ impl Weights {
         in_dim: usize,
         bias: bool,
     ) -> Result<Linear> {
-        let weight_name = format!("{hf_prefix}.weight");
-        let weight = match self {
-            Weights::Gguf(_) => {
-                QMatMul::from_qtensor(self.qtensor(&weight_name, &[out_dim, in_dim])?)?
-            }
-            Weights::SafeTensors(_) => {
-                QMatMul::Tensor(self.dense(&weight_name, &[out_dim, in_dim])?)
-            }
-        };
+        let weight = self.matrix(&format!("{hf_prefix}.weight"), out_dim, in_dim)?;
         let bias =
-            if bias { Some(self.dense(&format!("{hf_prefix}.bias"), &[out_dim])?) } else { None };
-        Ok(Linear { weight, bias })
+            if bias { Some(self.vector(&format!("{hf_prefix}.bias"), out_dim)?) } else { None };
+        Ok(Linear { weight, bias, out_dim, in_dim })
     }
 
-    /// A 1-D f32 vector (norm weights).
-    pub fn vector(&self, hf_name: &str, len: usize) -> Result<Tensor> {
-        self.dense(hf_name, &[len])
-    }
-
-    /// A token embedding `[vocab, hidden]`.
-    pub fn embedding(&self, hf_name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
-        let table = match self {
-            Weights::Gguf(_) => {
-                let q = self.qtensor(hf_name, &[vocab, hidden])?;
-                match q.dtype() {
+    /// A `[rows, cols]` matrix: GGUF types with a kernel of ours are repacked for it, the rest go to candle.
+    fn matrix(&self, hf_name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
+        match self {
+            Weights::Gguf(g) => {
+                let name =
+                    gguf_name(hf_name).ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
+                let (dtype, dims, bytes) = g.tensor_data(&name)?;
+                check_shape(&name, dims, &[rows, cols])?;
+                if PackedMatrix::supports(dtype) {
+                    return Ok(MatrixWeight::Packed(Arc::new(PackedMatrix::from_ggml(
+                        dtype, bytes, rows, cols,
+                    )?)));
+                }
+                let q = self.qtensor(hf_name, &[rows, cols])?;
+                Ok(MatrixWeight::Candle(match q.dtype() {
                     GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                         QMatMul::Tensor(q.dequantize(&Device::Cpu)?)
                     }
                     _ => QMatMul::QTensor(Arc::new(q)),
-                }
+                }))
             }
-            Weights::SafeTensors(_) => QMatMul::Tensor(self.dense(hf_name, &[vocab, hidden])?),
-        };
-        Ok(Embedding { table, vocab })
+            Weights::SafeTensors(s) => {
+                let t = s.tensor(hf_name)?;
+                check_shape(hf_name, t.dims(), &[rows, cols])?;
+                Ok(MatrixWeight::Candle(QMatMul::Tensor(t)))
+            }
+        }
+    }
+
+    /// A 1-D f32 vector (norm weights, biases).
+    pub fn vector(&self, hf_name: &str, len: usize) -> Result<Vec<f32>> {
+        Ok(self.dense(hf_name, &[len])?.to_vec1::<f32>()?)
+    }
+
+    /// A token embedding `[vocab, hidden]`.
+    pub fn embedding(&self, hf_name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
+        Ok(Embedding { table: self.matrix(hf_name, vocab, hidden)?, vocab, hidden })
     }
 }

@@ -1,0 +1,258 @@
+//! Our own quantized matrix products for the CPU: the weights of every linear layer are repacked at load into
+//! row-interleaved blocks, and activations are quantized to 8 bits per token, so that one 256-bit load feeds
+//! eight output rows at once and prefill tiles reuse each loaded weight for four tokens.
+//!
+//! Why not candle's `QMatMul`: its CPU path multiplies one activation row at a time (prefill runs at decode
+//! speed per token, huggingface/candle#3707) and repacks lazily on first use. Decode is bound by memory
+//! bandwidth and prefill by integer multiply throughput; the interleaved layout serves both: decode streams
+//! each weight byte once, prefill keeps a row group's weights in L1 while it sweeps a panel of tokens.
+//!
+//! Formats (`PackedMatrix`): GGML Q8_0 → [`q8`] (signed 8-bit, a scale per 32), Q4_K → [`q4k`] (4-bit with
+//! 6-bit sub-block scales and mins, nibbles kept packed so decode reads 4.5 bits per weight), Q6_K → [`q6k`]
+//! (unpacked to bytes, a scale per 16). Other types stay on candle's path (see `weights::Linear`).
+//!
+//! This is the one module of the engine, besides the memory map, that uses `unsafe`: SIMD intrinsics behind
+//! runtime CPU-feature detection. Every `unsafe` block states why its pointer reads stay in bounds; each AVX2
+//! kernel has a scalar twin computing the same integer sums, and the tests compare both against a plain f32
+//! product of the dequantized weights.
+#![allow(unsafe_code)]
+
+mod act;
+mod q4k;
+mod q6k;
+mod q8;
+
+use candle_core::quantized::GgmlDType;
+use half::f16;
+use rayon::prelude::*;
+
+pub(crate) use act::{ActQ8, ActQ8K};
+
+use crate::error::{EngineError, Result};
+
+/// Output rows interleaved per group: one 256-bit register holds four bytes of eight rows.
+pub const GROUP_ROWS: usize = 8;
+
+/// Tokens per micro-tile in prefill: each loaded weight vector is used this many times.
+const TOKEN_TILE: usize = 4;
+
+/// Tokens per panel: the panel's quantized activations stay in L2 while every row group sweeps over them.
+const TOKEN_PANEL: usize = 64;
+
+/// A weight matrix `[rows, cols]` repacked for the kernels of this module.
+#[derive(Debug, Clone)]
+pub struct PackedMatrix {
+    rows: usize,
+    cols: usize,
+    format: Format,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Q8,
+    Q4K,
+    Q6K,
+}
+
+impl Format {
+    /// Bytes of one row group over one block of `block_cols()` columns.
+    fn group_block_bytes(self) -> usize {
+        match self {
+            Format::Q8 => q8::GROUP_BLOCK_BYTES,
+            Format::Q4K => q4k::GROUP_BLOCK_BYTES,
+            Format::Q6K => q6k::GROUP_BLOCK_BYTES,
+        }
+    }
+
+    fn block_cols(self) -> usize {
+        match self {
+            Format::Q8 => 32,
+            Format::Q4K | Format::Q6K => 256,
+        }
+    }
+}
+
+/// Whether the AVX2 kernels can run here (checked once; the answer never changes during a run).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX2.get_or_init(|| {
+            std::env::var_os("FINLLM_NO_SIMD").is_none()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl PackedMatrix {
+    /// Whether a GGML type has a kernel here.
+    pub fn supports(dtype: GgmlDType) -> bool {
+        matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4K | GgmlDType::Q6K)
+    }
+
+    /// Repacks a GGML tensor `[rows, cols]` given as its raw bytes (row-major, blocks along a row).
+    pub fn from_ggml(dtype: GgmlDType, bytes: &[u8], rows: usize, cols: usize) -> Result<Self> {
+        let format = match dtype {
+            GgmlDType::Q8_0 => Format::Q8,
+            GgmlDType::Q4K => Format::Q4K,
+            GgmlDType::Q6K => Format::Q6K,
+            other => {
+                return Err(EngineError::Config(format!("no packed kernel for {other:?}")));
+            }
+        };
+        let block_cols = format.block_cols();
+        let row_bytes = cols / block_cols * dtype.type_size();
+        if rows == 0 || cols == 0 || cols % block_cols != 0 || bytes.len() != rows * row_bytes {
+            return Err(EngineError::Config(format!(
+                "{dtype:?} tensor of {rows}x{cols} cannot hold {} bytes",
+                bytes.len()
+            )));
+        }
+        let groups = rows.div_ceil(GROUP_ROWS);
+        let blocks = cols / block_cols;
+        let group_bytes = blocks * format.group_block_bytes();
+        let mut data = vec![0u8; groups * group_bytes];
+        data.par_chunks_mut(group_bytes).enumerate().for_each(|(g, out)| {
+            let native: Vec<&[u8]> = (0..GROUP_ROWS)
+                .map(|r| {
+                    let row = g * GROUP_ROWS + r;
+                    if row < rows { &bytes[row * row_bytes..(row + 1) * row_bytes] } else { &[] }
+                })
+                .collect();
+            match format {
+                Format::Q8 => q8::pack_group(&native, blocks, out),
+                Format::Q4K => q4k::pack_group(&native, blocks, out),
+                Format::Q6K => q6k::pack_group(&native, blocks, out),
+            }
+        });
+        Ok(PackedMatrix { rows, cols, format, data })
+    }
+
+    /// Output width.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input width.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held (what decode streams per token).
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn group_bytes(&self) -> usize {
+        self.cols / self.format.block_cols() * self.format.group_block_bytes()
+    }
+
+    /// Row `r` as f32 (embedding lookups; the model keeps one copy of a tied table).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let gb = self.group_bytes();
+        let group = &self.data[(r / GROUP_ROWS) * gb..(r / GROUP_ROWS + 1) * gb];
+        let lane = r % GROUP_ROWS;
+        match self.format {
+            Format::Q8 => q8::dequantize_lane(group, lane, out),
+            Format::Q4K => q4k::dequantize_lane(group, lane, out),
+            Format::Q6K => q6k::dequantize_lane(group, lane, out),
+        }
+    }
+
+    /// `out[t] = W · x[t]` for `n` tokens: `x` is `[n, cols]`, `out` is `[n, rows]`.
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        debug_assert_eq!(x.len(), n * self.cols);
+        debug_assert_eq!(out.len(), n * self.rows);
+        match self.format {
+            Format::Q8 => {
+                let act = ActQ8::quantize(x, n, self.cols);
+                self.run(n, out, &|g, t0, nt, dst| q8::group_product(self.group(g), &act, t0, nt, dst));
+            }
+            Format::Q4K | Format::Q6K => {
+                let act = ActQ8K::quantize(x, n, self.cols);
+                let q6 = self.format == Format::Q6K;
+                self.run(n, out, &|g, t0, nt, dst| {
+                    if q6 {
+                        q6k::group_product(self.group(g), &act, t0, nt, dst);
+                    } else {
+                        q4k::group_product(self.group(g), &act, t0, nt, dst);
+                    }
+                });
+            }
+        }
+    }
+
+    fn group(&self, g: usize) -> &[u8] {
+        let gb = self.group_bytes();
+        &self.data[g * gb..(g + 1) * gb]
+    }
+
+    /// Splits the row groups over the thread pool and sweeps token panels inside each share. `kernel(g, t0,
+    /// nt, dst)` writes the eight outputs of group `g` for tokens `t0..t0+nt` (`nt ≤ TOKEN_TILE`) into `dst`
+    /// laid out `[nt, GROUP_ROWS]`.
+    fn run(
+        &self,
+        n: usize,
+        out: &mut [f32],
+        kernel: &(dyn Fn(usize, usize, usize, &mut [f32; GROUP_ROWS * TOKEN_TILE]) + Sync),
+    ) {
+        let groups = self.rows.div_ceil(GROUP_ROWS);
+        let threads = rayon::current_num_threads().max(1);
+        // A few shares per thread so a thread slowed by other load does not hold the rest back.
+        let shares = (threads * 4).min(groups).max(1);
+        let per_share = groups.div_ceil(shares);
+        let rows = self.rows;
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        (0..groups.div_ceil(per_share)).into_par_iter().for_each(|share| {
+            let out_ptr = &out_ptr;
+            let g_end = ((share + 1) * per_share).min(groups);
+            let mut tile = [0f32; GROUP_ROWS * TOKEN_TILE];
+            for p0 in (0..n).step_by(TOKEN_PANEL) {
+                let p1 = (p0 + TOKEN_PANEL).min(n);
+                for g in share * per_share..g_end {
+                    let r0 = g * GROUP_ROWS;
+                    let width = GROUP_ROWS.min(rows - r0);
+                    for t0 in (p0..p1).step_by(TOKEN_TILE) {
+                        let nt = TOKEN_TILE.min(p1 - t0);
+                        kernel(g, t0, nt, &mut tile);
+                        for t in 0..nt {
+                            let src = &tile[t * GROUP_ROWS..t * GROUP_ROWS + width];
+                            // SAFETY: `out` is `[n, rows]` and outlives this parallel loop; shares own disjoint
+                            // row groups, so no two threads write the same element; `t0 + t < n` and
+                            // `r0 + width <= rows` keep the write inside the slice.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(
+                                    src.as_ptr(),
+                                    out_ptr.0.add((t0 + t) * rows + r0),
+                                    width,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The output pointer handed to the worker threads.
+struct SharedOut(*mut f32);
+
+// SAFETY: workers write disjoint elements through it (see `PackedMatrix::run`) while the owning `&mut [f32]`
+// is borrowed for the whole parallel loop.
+unsafe impl Sync for SharedOut {}
+
+/// Reads an f16 stored little-endian at `at`.
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! Q6_K weights (GGML's 6-bit K-quant: super-blocks of 256 with an f16 scale and a signed 8-bit scale per 16
+//! columns; weight = d·sc·(q − 32)) times [`ActQ8K`] activations.
+//!
+//! Packed group block (8 rows × 256 columns, 2192 bytes): d ×8 as f16, the scales `sc[j][row]` (16 sub-blocks),
+//! then 64 steps of 32 bytes, step `s` holding columns `4s..4s+4` of rows 0..8 as unsigned `q` (0..63). The
+//! six bits are unpacked to a byte each (8 bits per weight instead of 6.56): simpler and faster to multiply,
+//! at the cost of more bytes streamed in decode. Q4_K_M files use Q6_K for a minority of tensors.
+
+use super::{ActQ8K, GROUP_ROWS, TOKEN_TILE, f16_at, has_avx2};
+
+pub(super) const GROUP_BLOCK_BYTES: usize = 16 + 128 + 64 * 32;
+const NATIVE_BLOCK_BYTES: usize = 210;
+const QS: usize = 144;
+
+/// Unsigned 6-bit quant of column `e` of a native block (GGML `dequantize_row_q6_K` order).
+fn native_quant(src: &[u8], e: usize) -> u8 {
+    let (half, rest) = (e / 128, e % 128);
+    let (quarter, l) = (rest / 32, rest % 32);
+    let ql = &src[64 * half..64 * half + 64];
+    let qh = src[128 + 32 * half + l];
+    let low = match quarter {
+        0 => ql[l] & 0x0F,
+        1 => ql[l + 32] & 0x0F,
+        2 => ql[l] >> 4,
+        _ => ql[l + 32] >> 4,
+    };
+    low | (((qh >> (2 * quarter)) & 3) << 4)
+}
+
+pub(super) fn pack_group(native: &[&[u8]], blocks: usize, out: &mut [u8]) {
+    for b in 0..blocks {
+        let dst = &mut out[b * GROUP_BLOCK_BYTES..(b + 1) * GROUP_BLOCK_BYTES];
+        for (r, row) in native.iter().enumerate() {
+            let Some(src) = row.get(b * NATIVE_BLOCK_BYTES..(b + 1) * NATIVE_BLOCK_BYTES) else {
+                continue;
+            };
+            dst[2 * r..2 * r + 2].copy_from_slice(&src[208..210]);
+            for j in 0..16 {
+                dst[16 + j * 8 + r] = src[192 + j];
+            }
+            for e in 0..256 {
+                dst[QS + (e / 4) * 32 + r * 4 + e % 4] = native_quant(src, e);
+            }
+        }
+    }
+}
+
+fn scale(blk: &[u8], sub: usize, lane: usize) -> i32 {
+    i32::from(blk[16 + sub * 8 + lane] as i8)
+}
+
+fn quant(blk: &[u8], lane: usize, col: usize) -> i32 {
+    i32::from(blk[QS + (col / 4) * 32 + lane * 4 + col % 4])
+}
+
+pub(super) fn dequantize_lane(group: &[u8], lane: usize, out: &mut [f32]) {
+    for (b, out) in out.chunks_mut(256).enumerate() {
+        let blk = &group[b * GROUP_BLOCK_BYTES..(b + 1) * GROUP_BLOCK_BYTES];
+        let d = f16_at(blk, 2 * lane);
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = d * (scale(blk, c / 16, lane) * (quant(blk, lane, c) - 32)) as f32;
+        }
+    }
+}
+
+pub(super) fn group_product(
+    group: &[u8],
+    act: &ActQ8K,
+    t0: usize,
+    nt: usize,
+    dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
+) {
+    let blocks = act.cols / 256;
+    debug_assert!(group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: features detected; `group` holds `blocks` super-blocks and `act` the tokens (checked above).
+        unsafe {
+            match nt {
+                1 => avx2::product::<1>(group, act, t0, blocks, dst),
+                2 => avx2::product::<2>(group, act, t0, blocks, dst),
+                3 => avx2::product::<3>(group, act, t0, blocks, dst),
+                _ => avx2::product::<4>(group, act, t0, blocks, dst),
+            }
+        }
+        return;
+    }
+    scalar(group, act, t0, nt, blocks, dst);
+}
+
+pub(super) fn scalar(
+    group: &[u8],
+    act: &ActQ8K,
+    t0: usize,
+    nt: usize,
+    blocks: usize,
+    dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
+) {
+    for t in 0..nt {
+        let tok = t0 + t;
+        let a = &act.qs[tok * act.cols..(tok + 1) * act.cols];
+        let bsums = &act.bsums[tok * act.cols / 16..(tok + 1) * act.cols / 16];
+        let mut acc = [0f32; GROUP_ROWS];
+        for b in 0..blocks {
+            let blk = &group[b * GROUP_BLOCK_BYTES..(b + 1) * GROUP_BLOCK_BYTES];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut isum = 0i32;
+                for j in 0..16 {
+                    let mut sub = 0i32;
+                    for c in 16 * j..16 * (j + 1) {
+                        sub += quant(blk, r, c) * i32::from(a[b * 256 + c]);
+                    }
+                    isum += scale(blk, j, r) * (sub - 32 * i32::from(bsums[b * 16 + j]));
+                }
+                *acc += act.d[tok * blocks + b] * f16_at(blk, 2 * r) * isum as f32;
+            }
+        }
+        dst[t * GROUP_ROWS..(t + 1) * GROUP_ROWS].copy_from_slice(&acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ActQ8K, GROUP_BLOCK_BYTES, GROUP_ROWS, QS, TOKEN_TILE};
+
+    /// Eight signed bytes, each widened to i16 and duplicated: lanes `2r, 2r+1` hold byte `r`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn pairs_i8(p: *const u8) -> __m256i {
+        // SAFETY: the caller passes 8 readable bytes.
+        let x = unsafe { _mm_loadl_epi64(p.cast()) };
+        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x, x))
+    }
+
+    /// # Safety
+    /// AVX2, FMA and F16C must be available; `group` must hold `blocks` group blocks and `act` tokens
+    /// `t0..t0+T`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn product<const T: usize>(
+        group: &[u8],
+        act: &ActQ8K,
+        t0: usize,
+        blocks: usize,
+        dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
+    ) {
+        let a: [*const i8; T] = std::array::from_fn(|t| act.qs[(t0 + t) * act.cols..].as_ptr());
+        let mut accf = [_mm256_setzero_ps(); T];
+        let base = group.as_ptr();
+        for b in 0..blocks {
+            // SAFETY (all reads below): super-block `b < blocks` lies inside `group`; activation offsets stay
+            // below `blocks * 256 = cols` for each of the T tokens.
+            unsafe {
+                let blk = base.add(b * GROUP_BLOCK_BYTES);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(blk.cast()));
+                let mut acci = [_mm256_setzero_si256(); T];
+                for j in 0..16 {
+                    let sc = pairs_i8(blk.add(16 + j * 8));
+                    for s in 4 * j..4 * j + 4 {
+                        let v = _mm256_loadu_si256(blk.add(QS + s * 32).cast());
+                        for t in 0..T {
+                            let four = a[t].add(b * 256 + 4 * s).cast::<i32>().read_unaligned();
+                            let p = _mm256_maddubs_epi16(v, _mm256_set1_epi32(four));
+                            acci[t] = _mm256_add_epi32(acci[t], _mm256_madd_epi16(p, sc));
+                        }
+                    }
+                }
+                for t in 0..T {
+                    let tok = t0 + t;
+                    let bs = &act.bsums[tok * act.cols / 16 + b * 16..][..16];
+                    let mut osum = _mm256_setzero_si256();
+                    for (j, &s) in bs.iter().enumerate() {
+                        let sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(16 + j * 8).cast()));
+                        osum = _mm256_add_epi32(
+                            osum,
+                            _mm256_mullo_epi32(sc, _mm256_set1_epi32(i32::from(s))),
+                        );
+                    }
+                    let isum = _mm256_sub_epi32(acci[t], _mm256_slli_epi32(osum, 5));
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(act.d[tok * blocks + b]));
+                    accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, accf[t]);
+                }
+            }
+        }
+        for (t, acc) in accf.iter().enumerate() {
+            // SAFETY: `dst` has room for TOKEN_TILE ≥ T rows of 8.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(t * GROUP_ROWS), *acc) };
+        }
+    }
+}

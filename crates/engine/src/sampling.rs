@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::{EngineError, Result};
+use crate::{
+    constrain::TokenMask,
+    error::{EngineError, Result},
+};
 
 /// How to choose tokens.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,12 +125,31 @@ impl Sampler {
 
     /// Chooses the next token from `logits`; `prompt` and `generated` feed the penalties.
     pub fn sample(&mut self, logits: &[f32], prompt: &[u32], generated: &[u32]) -> Result<Sampled> {
+        self.sample_masked(logits, prompt, generated, None)
+    }
+
+    /// [`Sampler::sample`] among the tokens `allowed` only (constrained decoding); the reported logprobs stay
+    /// those of the model's raw distribution.
+    pub fn sample_masked(
+        &mut self,
+        logits: &[f32],
+        prompt: &[u32],
+        generated: &[u32],
+        allowed: Option<&TokenMask>,
+    ) -> Result<Sampled> {
         let p = &self.params;
         let mut adjusted: Vec<f32> =
             logits.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }).collect();
         for (&token, &bias) in &p.logit_bias {
             if let Some(l) = adjusted.get_mut(token as usize) {
                 *l += bias;
+            }
+        }
+        if let Some(mask) = allowed {
+            for (token, l) in adjusted.iter_mut().enumerate() {
+                if !mask.contains(token as u32) {
+                    *l = f32::NEG_INFINITY;
+                }
             }
         }
         apply_penalties(&mut adjusted, p, prompt, generated);

@@ -15,6 +15,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod hub;
+pub mod kernels;
 pub mod kv_cache;
 pub mod layers;
 mod mmap;

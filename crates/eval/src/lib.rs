@@ -5,6 +5,7 @@
 //! scripted backend for tests), never through the engine, so it evaluates any deployment the same way.
 
 pub mod backend;
+pub mod contamination;
 pub mod extract;
 pub mod judge;
 pub mod load;

@@ -10,6 +10,7 @@
 )]
 
 mod backend;
+mod contamination;
 mod extract;
 mod judge;
 mod load;

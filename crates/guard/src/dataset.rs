@@ -171,6 +171,7 @@ impl Corpus {
             Ok(())
         })?;
         finance_eval(data_dir, &mut load)?;
+        load("retrieval/cmrc2018/cmrc2018_dev.json", "CC BY-SA 4.0", &cmrc_questions)?;
         let own_before = corpus.examples.len();
         for (i, line) in OWN_JSONL.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let e: Example = serde_json::from_str(line).map_err(|e| GuardError::Data {
@@ -422,6 +423,25 @@ fn finance_eval(data_dir: &Path, load: &mut Loader<'_>) -> Result<(), GuardError
             })?;
         }
     }
+    load("finance-eval/disc-finllm/retriever_eval.json", "Apache-2.0", &|t, out| {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(t).map_err(|e| e.to_string())?;
+        for q in rows.iter().filter_map(|r| r.get("question").and_then(|q| q.as_str())) {
+            out.push(example(q, Verdict::Safe, &[], &[], "disc_finance"));
+        }
+        Ok(())
+    })?;
+    load("finance-eval/disc-finllm/computing_eval.json", "Apache-2.0", &|t, out| {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(t).map_err(|e| e.to_string())?;
+        for row in rows {
+            let Some(instruction) = row.get("instruction").and_then(|q| q.as_str()) else {
+                continue;
+            };
+            // The question follows the context; the context alone is a news paragraph.
+            let question = instruction.rsplit_once("问题：").map_or(instruction, |(_, q)| q);
+            out.push(example(question, Verdict::Safe, &[], &[], "disc_finance"));
+        }
+        Ok(())
+    })?;
     load("finance-eval/cflue/knowledge_dev_half.json", "CC BY-NC-SA 4.0", &|t, out| {
         let rows: Vec<serde_json::Value> = serde_json::from_str(t).map_err(|e| e.to_string())?;
         for row in rows {
@@ -431,6 +451,25 @@ fn finance_eval(data_dir: &Path, load: &mut Loader<'_>) -> Result<(), GuardError
         }
         Ok(())
     })
+}
+
+/// CMRC 2018 reading-comprehension questions: everyday encyclopaedic questions in Chinese (films,
+/// history, sport, places), benign and mostly short; they teach the classifier that a question about
+/// the world is not a risk.
+fn cmrc_questions(text: &str, out: &mut Vec<Example>) -> Result<(), String> {
+    let root: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let articles = root.get("data").and_then(|d| d.as_array()).ok_or("no `data` array")?;
+    for article in articles {
+        for paragraph in article.get("paragraphs").and_then(|p| p.as_array()).into_iter().flatten()
+        {
+            for qa in paragraph.get("qas").and_then(|q| q.as_array()).into_iter().flatten() {
+                if let Some(q) = qa.get("question").and_then(|q| q.as_str()) {
+                    out.push(example(q, Verdict::Safe, &[], &[], "cmrc_questions"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn collect_csv(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -43,6 +43,16 @@ pub enum GuardError {
         /// What is wrong.
         message: String,
     },
+    /// The LLM judge did not give a verdict (endpoint down, bad answer, out of time).
+    #[error("judge {endpoint}: {message}")]
+    Judge {
+        /// The endpoint called.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+        /// Whether it ran out of its time budget.
+        timed_out: bool,
+    },
 }
 
 impl GuardError {
@@ -71,6 +81,8 @@ impl ErrorCode for GuardError {
                 Code::NotFound
             }
             GuardError::Io { .. } => Code::StorageError,
+            GuardError::Judge { timed_out: true, .. } => Code::UpstreamTimeout,
+            GuardError::Judge { .. } => Code::UpstreamError,
         }
     }
 }

@@ -2,13 +2,13 @@
 //! verdict and apply the policy. [`Guard::check_input`] runs before the model, [`Guard::check_output`]
 //! after it; both return a [`Judgement`] that serialises as the moderation result.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use serde::Serialize;
 
 use crate::{
-    GuardError, Policy, Taxonomy,
-    lexicon::{Hit, Label, Lexicon, Strength},
+    GuardError, Judge, Policy, Taxonomy,
+    lexicon::{Hit, Label, Lexicon, SharedLexicon, Strength},
     model::{self, HEAD_RISK, HEAD_UNSAFE, Model},
     policy::Action,
 };
@@ -101,6 +101,9 @@ pub struct Judgement {
     /// Encodings undone to find a risky payload (outermost first), if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub decoded: Vec<text::Encoding>,
+    /// The LLM judge's outcome, when the classifier was unsure and a judge was consulted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeOutcome>,
 }
 
 impl Judgement {
@@ -121,6 +124,10 @@ struct Raw {
 const WINDOW_CHARS: usize = 400;
 /// Most windows scored per text (the rest is covered by the whole-text score).
 const MAX_WINDOWS: usize = 64;
+/// Texts with fewer evidence units than this ([`model::evidence_units`]: a CJK character is one, an
+/// ASCII word two) are only judged risky with lexicon support: "hello" (2), "你好" (2), "how are you" (6)
+/// is the first length that may stand on the model alone.
+pub const MIN_EVIDENCE_UNITS: usize = 6;
 /// Techniques that turn any risk into unsafe: the text is trying to get past the guard.
 const ESCALATING: &[&str] = &[
     "prompt_injection",
@@ -130,14 +137,15 @@ const ESCALATING: &[&str] = &[
     "encoding_obfuscation",
 ];
 
-/// The loaded guard: taxonomy, lexicon and model.
+/// The loaded guard: taxonomy, lexicon, model and (optionally) an LLM judge.
 #[derive(Debug)]
 pub struct Guard {
     taxonomy: Taxonomy,
-    lexicon: Lexicon,
+    lexicon: SharedLexicon,
     model: Model,
     risk: usize,
     unsafe_: usize,
+    judge: Option<Arc<dyn Judge>>,
 }
 
 impl Guard {
@@ -163,7 +171,27 @@ impl Guard {
         };
         let risk = model.head(HEAD_RISK).ok_or_else(|| missing(HEAD_RISK))?;
         let unsafe_ = model.head(HEAD_UNSAFE).ok_or_else(|| missing(HEAD_UNSAFE))?;
-        Ok(Guard { taxonomy, lexicon, model, risk, unsafe_ })
+        Ok(Guard {
+            taxonomy,
+            lexicon: SharedLexicon::new(lexicon),
+            model,
+            risk,
+            unsafe_,
+            judge: None,
+        })
+    }
+
+    /// The same guard, consulting `judge` on texts in the policy's uncertain band
+    /// ([`crate::policy::JudgePolicy`]).
+    pub fn with_judge(mut self, judge: Arc<dyn Judge>) -> Self {
+        self.judge = Some(judge);
+        self
+    }
+
+    /// The live lexicon: [`SharedLexicon::store`] replaces it for checks that start afterwards (hot
+    /// reload of `lexicon.toml`).
+    pub fn lexicon(&self) -> &SharedLexicon {
+        &self.lexicon
     }
 
     /// The taxonomy in use.
@@ -215,7 +243,9 @@ impl Guard {
         }
         let refusal =
             (direction == Direction::Output).then(|| crate::refusal::is_refusal(raw_text));
-        self.decide(raw_text, &best, techniques, decoded_chain, refusal, policy)
+        let evidence = model::evidence_units(&normalised);
+        let found = Found { raw: best, techniques, decoded: decoded_chain, refusal, evidence };
+        self.decide(raw_text, direction, found, policy)
     }
 
     /// Model probabilities (max over the whole text and its windows) and lexicon hits.
@@ -224,12 +254,13 @@ impl Guard {
             // Nothing left to judge (empty, punctuation, or bytes that were not text).
             return Raw { probs: vec![0.0; self.model.header.heads.len()], hits: Vec::new() };
         }
-        let hits = self.lexicon.find(normalised);
+        let lexicon = self.lexicon.load();
+        let hits = lexicon.find(normalised);
         let extra: Vec<String> = hits.iter().map(hit_token).collect();
         let mut probs = self.model.probabilities(&model::features(normalised, &extra));
         if normalised.chars().count() > WINDOW_CHARS {
             for window in windows(normalised).into_iter().take(MAX_WINDOWS) {
-                let local: Vec<String> = self.lexicon.find(window).iter().map(hit_token).collect();
+                let local: Vec<String> = lexicon.find(window).iter().map(hit_token).collect();
                 merge_max(&mut probs, &self.model.probabilities(&model::features(window, &local)));
             }
         }
@@ -239,12 +270,14 @@ impl Guard {
     fn decide(
         &self,
         raw_text: &str,
-        raw: &Raw,
-        mut techniques: Vec<String>,
-        decoded: Vec<text::Encoding>,
-        refusal: Option<bool>,
+        direction: Direction,
+        found: Found,
         policy: &Policy,
     ) -> Judgement {
+        let Found { raw, mut techniques, decoded, refusal, evidence } = found;
+        let raw = &raw;
+        // Techniques found before the model's technique heads: obfuscation or a decoded payload.
+        let hidden_payload = !techniques.is_empty() || !decoded.is_empty();
         let probs = &raw.probs;
         let heads = &self.model.header.heads;
         let prob_of = |prefix: &str| -> Vec<(String, f32)> {
@@ -299,6 +332,37 @@ impl Guard {
         if refusal == Some(true) {
             verdict = Verdict::Safe;
         }
+        // Minimum evidence: a text this short ("hello", "你好", "ok") gives the n-gram model too little
+        // to go on, so it may only be judged risky when the lexicon names a risk in it (or it hid a
+        // payload or an attack technique).
+        let thin = evidence < MIN_EVIDENCE_UNITS && raw.hits.is_empty() && !hidden_payload;
+        if thin {
+            verdict = Verdict::Safe;
+        }
+        // The LLM judge settles the uncertain band; a lexicon block or a refusal is not uncertain.
+        let band = policy.judge;
+        let top_score = risk.max(unsafe_score);
+        let mut judge_outcome = None;
+        let mut judge_categories = Vec::new();
+        if let Some(judge) = &self.judge
+            && band.enabled
+            && !thin
+            && refusal != Some(true)
+            && block_intents.is_empty()
+            && (band.low..=band.high).contains(&top_score)
+        {
+            let outcome = crate::judge::consult(
+                judge.as_ref(),
+                raw_text,
+                direction,
+                std::time::Duration::from_millis(band.budget_ms),
+            );
+            if let Some(v) = &outcome.verdict {
+                verdict = v.verdict;
+                judge_categories.clone_from(&v.categories);
+            }
+            judge_outcome = Some(outcome);
+        }
         let (mut categories, mut intents) = (Vec::new(), Vec::new());
         if verdict != Verdict::Safe {
             intents.extend(block_intents.iter().cloned());
@@ -316,6 +380,7 @@ impl Guard {
                     categories.push(c.to_owned());
                 }
             }
+            categories.extend(judge_categories);
             if categories.is_empty() && !top_category.is_empty() {
                 categories.push(top_category.clone());
             }
@@ -373,8 +438,19 @@ impl Guard {
             shadow_action,
             refusal,
             decoded,
+            judge: judge_outcome,
         }
     }
+}
+
+/// What `judge` found before the verdict.
+#[derive(Debug)]
+struct Found {
+    raw: Raw,
+    techniques: Vec<String>,
+    decoded: Vec<text::Encoding>,
+    refusal: Option<bool>,
+    evidence: usize,
 }
 
 /// The classifier feature token of a lexicon hit (shared by training and judging).

@@ -147,3 +147,6 @@ fn ascii_word_bounded(text: &str, start: usize, end: usize) -> bool {
     let after_ok = !last_ascii || end == b.len() || !b[end].is_ascii_alphanumeric();
     before_ok && after_ok
 }
+
+/// The live lexicon of a guard, swapped on hot reload.
+pub type SharedLexicon = crate::reload::Live<Lexicon>;

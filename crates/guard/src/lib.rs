@@ -3,7 +3,8 @@
 //! the action the tenant's policy takes.
 //!
 //! Layers, cheapest first: normalisation and decoding (crate `text`), lexicons (Aho-Corasick), PII
-//! detectors, a char-n-gram linear classifier trained in Rust (`train`), then the policy. The server
+//! detectors, a char-n-gram linear classifier trained in Rust (`train`), an optional LLM judge for
+//! the uncertain band (`judge`), then the policy. The server
 //! wires [`Guard::check_input`] / [`Guard::check_output`] / [`StreamModerator`] into its request path;
 //! the CLI exposes check, scan, train and eval.
 
@@ -13,10 +14,12 @@ mod error;
 pub mod eval;
 pub mod guard;
 pub mod injection;
+pub mod judge;
 pub mod lexicon;
 pub mod model;
 pub mod policy;
 pub mod refusal;
+pub mod reload;
 pub mod stream;
 pub mod taxonomy;
 pub mod train;
@@ -24,6 +27,7 @@ pub mod train;
 pub use conversation::{Conversation, Turn};
 pub use error::GuardError;
 pub use guard::{Guard, Judgement, Verdict};
+pub use judge::{Judge, JudgeVerdict, OpenAiJudge};
 pub use policy::{Action, Policy, SharedPolicy};
 pub use stream::{StreamDecision, StreamModerator};
 pub use taxonomy::Taxonomy;

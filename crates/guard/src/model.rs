@@ -2,7 +2,7 @@
 //! text, one logistic head per label (risk, unsafe, each category, intent and technique), with Platt
 //! calibration per head. Stored as int8 weights (one scale per head) so the committed file stays small.
 //!
-//! File layout: `FLGUARD1`, a little-endian u32 header length, a JSON [`Header`], then
+//! File layout: `FLGUARD2` (version 2: length-bucket feature), a little-endian u32 header length, a JSON [`Header`], then
 //! `dim × heads` int8 weights, feature-major so scoring one feature touches one contiguous row.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::GuardError;
 
 /// Magic bytes that open a model file.
-const MAGIC: &[u8; 8] = b"FLGUARD1";
+const MAGIC: &[u8; 8] = b"FLGUARD2";
 
 /// Number of hashed feature buckets.
 pub const DIM: usize = 1 << 16;
@@ -122,6 +122,12 @@ impl Model {
 
     /// Parses model bytes; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.starts_with(b"FLGUARD1") {
+            return Err(
+                "a version 1 model (features changed since): retrain with `finllm guard train`"
+                    .into(),
+            );
+        }
         let rest =
             bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a finllm guard model (bad magic)")?;
         let (len, rest) = rest.split_at_checked(4).ok_or("truncated header")?;
@@ -199,7 +205,7 @@ pub fn sigmoid(z: f32) -> f32 {
 
 /// Hashed features of normalised text: CJK character 1–3-grams, ASCII word 1–2-grams and character
 /// 3-grams inside words, plus any extra tokens (lexicon hits); values are 1/sqrt(count) so long texts
-/// do not saturate.
+/// do not saturate. One length-bucket feature (value 1) lets each head learn how much a short text says.
 pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
     let mut ids: Vec<u32> = Vec::with_capacity(normalised.len() * 2);
     let chars: Vec<char> = normalised.chars().collect();
@@ -247,7 +253,6 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
     for token in extra {
         ids.push(hash(b'x', token.as_bytes()));
     }
-    ids.push(hash(b'0', b"bias"));
     ids.sort_unstable();
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -260,7 +265,46 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
     for (_, v) in &mut out {
         *v = norm;
     }
+    // The length bucket at full weight, outside the normalisation: a greeting has few n-grams, and
+    // without this the few it has (and the bias) speak far louder than in a long text.
+    out.push((hash(b'0', &[length_bucket(evidence_units(normalised))]), 1.0));
     out
+}
+
+/// How much text there is to judge: CJK (and other non-ASCII) characters count one each, ASCII words
+/// two each (a word carries about as much as two Chinese characters). "hello" is 2, "你好" is 2,
+/// "how to make a bomb" is 10.
+pub fn evidence_units(normalised: &str) -> usize {
+    let mut units = 0;
+    let mut in_word = false;
+    for c in normalised.chars() {
+        if c.is_ascii_alphanumeric() {
+            if !in_word {
+                units += 2;
+            }
+            in_word = true;
+        } else {
+            in_word = false;
+            if !c.is_ascii() && c.is_alphanumeric() {
+                units += 1;
+            }
+        }
+    }
+    units
+}
+
+/// Logarithmic length buckets: 0–2, 3–4, 5–8, 9–16, 17–32, 33–64, 65–128, more.
+fn length_bucket(units: usize) -> u8 {
+    match units {
+        0..=2 => 0,
+        3..=4 => 1,
+        5..=8 => 2,
+        9..=16 => 3,
+        17..=32 => 4,
+        33..=64 => 5,
+        65..=128 => 6,
+        _ => 7,
+    }
 }
 
 /// FNV-1a, salted by the feature kind, reduced to a bucket.

@@ -4,10 +4,7 @@
 //! Policies live behind [`SharedPolicy`] (an `Arc` swapped under a lock), so the server can reload a
 //! file while requests in flight keep the policy they started with.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, RwLock},
-};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +132,27 @@ impl Default for Templates {
     }
 }
 
+/// When the LLM judge is asked (only when the guard has one, see `Guard::with_judge`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgePolicy {
+    /// Whether to consult the judge at all.
+    pub enabled: bool,
+    /// Lower end of the uncertain band: texts whose highest score (risk or unsafe) is below it are
+    /// left to the classifier.
+    pub low: f32,
+    /// Upper end of the uncertain band: above it the classifier is trusted.
+    pub high: f32,
+    /// Time budget per judge call, milliseconds; past it the classifier's verdict stands.
+    pub budget_ms: u64,
+}
+
+impl Default for JudgePolicy {
+    fn default() -> Self {
+        JudgePolicy { enabled: true, low: 0.25, high: 0.8, budget_ms: 2_000 }
+    }
+}
+
 /// A tenant's guard policy.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +181,9 @@ pub struct Policy {
     /// Messages.
     #[serde(default)]
     pub templates: Templates,
+    /// The LLM judge for the uncertain band.
+    #[serde(default)]
+    pub judge: JudgePolicy,
 }
 
 fn default_name() -> String {
@@ -184,6 +205,7 @@ impl Default for Policy {
             pii: Action::Mask,
             throttle: Throttle::default(),
             templates: Templates::default(),
+            judge: JudgePolicy::default(),
         }
     }
 }
@@ -206,6 +228,18 @@ impl Policy {
             if !(0.0..=1.0).contains(&value) {
                 return Err(bad(key, format!("threshold `{key}` = {value} is outside 0..=1")));
             }
+        }
+        let j = policy.judge;
+        for (key, value) in [("low", j.low), ("high", j.high)] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(bad(key, format!("judge `{key}` = {value} is outside 0..=1")));
+            }
+        }
+        if j.low > j.high {
+            return Err(bad(
+                "[judge]",
+                format!("judge band is empty: low {} > high {}", j.low, j.high),
+            ));
         }
         for (id, rule) in &policy.category {
             if !["POL", "VIO", "SEX", "CRI", "DIS", "PRI", "RIG", "HAR"].contains(&id.as_str()) {
@@ -238,29 +272,4 @@ impl Policy {
 }
 
 /// A policy that can be replaced while readers hold the old one (hot reload).
-#[derive(Debug, Clone)]
-pub struct SharedPolicy(Arc<RwLock<Arc<Policy>>>);
-
-impl SharedPolicy {
-    /// Wraps a policy.
-    pub fn new(policy: Policy) -> Self {
-        SharedPolicy(Arc::new(RwLock::new(Arc::new(policy))))
-    }
-
-    /// The current policy; callers keep it for the whole request.
-    pub fn load(&self) -> Arc<Policy> {
-        match self.0.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Replaces the policy for requests that start from now on.
-    pub fn store(&self, policy: Policy) {
-        let mut slot = match self.0.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Arc::new(policy);
-    }
-}
+pub type SharedPolicy = crate::reload::Live<Policy>;

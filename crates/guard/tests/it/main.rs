@@ -12,7 +12,10 @@
 
 mod behaviour;
 mod data;
+mod judge;
 mod policy;
+mod regression;
+mod reload;
 mod taxonomy;
 
 use std::sync::OnceLock;

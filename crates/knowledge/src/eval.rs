@@ -4,17 +4,30 @@
 //! several threads, and ingest throughput. To measure at scale, synthetic distractor chunks can be
 //! added: each is a seeded mix of clauses from random real chunks (real vocabulary and term
 //! statistics, no answer-bearing whole chunk duplicated), up to a target corpus size.
+//!
+//! With an embedder, every chunk is also embedded (timed separately: embedding dominates ingest on a CPU)
+//! and queries run hybrid, the vector list fused with the lexical ones; query latency then includes
+//! embedding the query.
 
-use std::{path::Path, time::Instant};
+use std::{
+    path::Path,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Instant,
+};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     KnowledgeError, Result,
     chunk::{ChunkConfig, chunk_text},
-    index::{ChunkIndex, ChunkRecord, Filters},
+    embed::Embedder,
+    index::{ChunkIndex, ChunkRecord, Filters, Retriever, chunk_key},
     search::{SearchOptions, hybrid_search},
+    vectors::{VectorIndex, VectorMeta, VectorModel, VectorRetriever},
 };
+
+/// Called with (stage, done, total) as an evaluation runs; stages are `index`, `embed` and `query`.
+pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
 
 /// One question with its gold chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +164,44 @@ pub struct EvalReport {
     pub ingest_s: f64,
     /// Ingest throughput.
     pub ingest_mb_per_s: f64,
+    /// The embedding model, when the run was hybrid with vectors.
+    #[serde(default)]
+    pub embed_model: Option<String>,
+    /// Seconds to embed every chunk (0 without vectors).
+    #[serde(default)]
+    pub embed_s: f64,
+    /// Chunks embedded per second.
+    #[serde(default)]
+    pub embed_chunks_per_s: f64,
     /// How queries were run.
     pub options: SearchOptions,
+}
+
+/// Embeds every chunk of `set` into an in-memory vector index; returns it and the seconds taken.
+pub fn build_vectors(
+    set: &EvalSet,
+    embedder: &dyn Embedder,
+    progress: Progress<'_>,
+) -> Result<(VectorIndex, f64)> {
+    let mut index = VectorIndex::in_memory()?;
+    index.set_model(VectorModel {
+        name: embedder.name().to_owned(),
+        dim: embedder.dim(),
+        path: None,
+    })?;
+    let started = Instant::now();
+    let mut items = Vec::with_capacity(set.chunks.len());
+    for batch in set.chunks.chunks(64) {
+        let texts: Vec<&str> = batch.iter().map(|(_, body)| body.as_str()).collect();
+        for ((id, _), vector) in batch.iter().zip(embedder.embed(&texts)?) {
+            items.push((chunk_key(id), vector));
+        }
+        progress("embed", items.len(), set.chunks.len());
+    }
+    let meta =
+        VectorMeta { doc_id: "eval".into(), tenant: "default".into(), ..VectorMeta::default() };
+    index.put_doc(&meta, &items)?;
+    Ok((index, started.elapsed().as_secs_f64()))
 }
 
 /// Indexes `set` into `dir` (which should be empty) and measures ingest.
@@ -190,27 +239,36 @@ pub fn build_index(set: &EvalSet, dir: &Path, threads: usize) -> Result<(ChunkIn
 /// One query's index, the gold chunk's rank (0-based, within the top 10) and latency in ms.
 type QueryOutcome = (usize, Option<usize>, f64);
 
-/// Runs every query of `set` against `index` on `threads` threads.
+/// Runs every query of `set` against `index` (and `vectors`, when given) on `threads` threads.
 pub fn run_queries(
     index: &ChunkIndex,
+    vectors: Option<VectorRetriever<'_>>,
     set: &EvalSet,
     options: &SearchOptions,
     threads: usize,
+    progress: Progress<'_>,
 ) -> Result<(Vec<Option<usize>>, Vec<f64>, f64)> {
     let searcher = index.searcher();
     let threads = threads.max(1);
+    let done = AtomicUsize::new(0);
+    let done = &done;
     let started = Instant::now();
     let results: Vec<Result<Vec<QueryOutcome>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let searcher = searcher.clone();
                 scope.spawn(move || {
+                    let extra: Vec<(&dyn Retriever, f32)> = vectors
+                        .as_ref()
+                        .map(|v| (v as &dyn Retriever, options.vector_weight))
+                        .into_iter()
+                        .collect();
                     let mut out = Vec::new();
                     for (i, q) in set.queries.iter().enumerate().skip(t).step_by(threads) {
                         let began = Instant::now();
                         let hits = hybrid_search(
                             &searcher,
-                            &[],
+                            &extra,
                             &q.question,
                             &Filters::default(),
                             10,
@@ -218,6 +276,10 @@ pub fn run_queries(
                         )?;
                         let ms = began.elapsed().as_secs_f64() * 1e3;
                         out.push((i, hits.iter().position(|h| h.chunk.chunk_id == q.gold), ms));
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_multiple_of(64) || n == set.queries.len() {
+                            progress("query", n, set.queries.len());
+                        }
                     }
                     Ok(out)
                 })
@@ -254,22 +316,41 @@ pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     values[rank - 1]
 }
 
-/// Full evaluation: index `set` in `dir`, run the queries, compute the metrics.
+/// Full evaluation: index `set` in `dir` (and embed it when an embedder is given), run the queries,
+/// compute the metrics.
 pub fn evaluate(
     set: &EvalSet,
     dir: &Path,
     options: &SearchOptions,
     threads: usize,
+    embedder: Option<&dyn Embedder>,
+    progress: Progress<'_>,
 ) -> Result<EvalReport> {
+    progress("index", 0, set.chunks.len());
     let (index, ingest_mb, ingest_s) = build_index(set, dir, threads)?;
+    progress("index", set.chunks.len(), set.chunks.len());
+    let (vectors, embed_s) = match embedder {
+        Some(embedder) => {
+            let (vectors, seconds) = build_vectors(set, embedder, progress)?;
+            (Some((vectors, embedder)), seconds)
+        }
+        None => (None, 0.0),
+    };
+    let retriever = vectors
+        .as_ref()
+        .map(|(index, embedder)| VectorRetriever { index: index.flat(), embedder: *embedder });
     // One untimed pass warms the page cache and the jieba dictionary, as a long-running server would be.
+    let silent = |_: &str, _: usize, _: usize| {};
     run_queries(
         &index,
+        retriever,
         &EvalSet { chunks: Vec::new(), queries: set.queries.iter().take(200).cloned().collect() },
         options,
         threads,
+        &silent,
     )?;
-    let (ranks, mut latencies, seconds) = run_queries(&index, set, options, threads)?;
+    let (ranks, mut latencies, seconds) =
+        run_queries(&index, retriever, set, options, threads, progress)?;
     let n = ranks.len().max(1) as f64;
     let hit = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / n;
     let mrr = ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / (r as f64 + 1.0))).sum::<f64>() / n;
@@ -286,6 +367,9 @@ pub fn evaluate(
         ingest_mb,
         ingest_s,
         ingest_mb_per_s: ingest_mb / ingest_s.max(1e-9),
+        embed_model: embedder.map(|e| e.name().to_owned()),
+        embed_s,
+        embed_chunks_per_s: if embed_s > 0.0 { set.chunks.len() as f64 / embed_s } else { 0.0 },
         options: options.clone(),
     })
 }

@@ -63,6 +63,7 @@ pub struct ScoredChunk {
 
 /// Restrictions every retriever applies before ranking.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Filters {
     /// Only this tenant's chunks.
     pub tenant: Option<String>,
@@ -373,6 +374,23 @@ impl IndexSearcher {
         );
         let hits = self.searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
         Ok(hits.first().map(|(_, a)| *a))
+    }
+
+    /// Every chunk of a document, in chunk order.
+    pub fn chunks_of(&self, doc_id: &str) -> Result<Vec<ChunkRecord>> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc_id, doc_id),
+            IndexRecordOption::Basic,
+        );
+        let n = self.searcher.search(&q, &tantivy::collector::Count)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let hits = self.searcher.search(&q, &TopDocs::with_limit(n).order_by_score())?;
+        let mut chunks =
+            hits.into_iter().map(|(_, addr)| self.chunk(addr)).collect::<Result<Vec<_>>>()?;
+        chunks.sort_by_key(|c| c.start);
+        Ok(chunks)
     }
 
     /// The stored chunk at `addr`.

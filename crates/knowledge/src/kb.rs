@@ -4,6 +4,11 @@
 //! new version and their old chunks are replaced, new ones start at version 1. Files that cannot be
 //! read or parsed are listed in the report with the reason and the rest goes on. Removing a document
 //! deletes its record and its chunks.
+//!
+//! With an embedding model attached ([`KnowledgeBase::load_embedder`]), each chunk also gets a vector in
+//! `vectors.sqlite`, written and deleted with its document, and searches fuse the vector list with the
+//! lexical ones. The model's directory is recorded, so later opens can load the same model
+//! ([`KnowledgeBase::load_recorded_embedder`]); a different model drops the old vectors.
 
 use std::{
     collections::HashSet,
@@ -18,10 +23,12 @@ use crate::{
     KnowledgeError, Result,
     chunk::{ChunkConfig, chunk_text},
     clean::{CleanConfig, clean_text},
-    index::{ChunkIndex, ChunkRecord, Filters, ScoredChunk},
+    embed::{BertEmbedder, Embedder},
+    index::{ChunkIndex, ChunkRecord, Filters, Retriever, ScoredChunk, chunk_key},
     parse::{SourceDoc, parse_file},
     search::{SearchOptions, hybrid_search},
     store::{DocRecord, Store},
+    vectors::{VectorIndex, VectorMeta, VectorModel, VectorRetriever},
 };
 
 /// How documents are added.
@@ -84,10 +91,17 @@ pub struct KbStats {
     pub tenants: Vec<(String, usize)>,
     /// Bytes on disk (index and store).
     pub disk_bytes: u64,
+    /// Chunks with a vector.
+    #[serde(default)]
+    pub vectors: usize,
+    /// The embedding model of the vectors, if any.
+    #[serde(default)]
+    pub vector_model: Option<VectorModel>,
 }
 
 /// A search request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchRequest {
     /// The query text.
     pub query: String,
@@ -105,6 +119,8 @@ pub struct KnowledgeBase {
     dir: PathBuf,
     store: Store,
     index: ChunkIndex,
+    vectors: VectorIndex,
+    embedder: Option<Box<dyn Embedder>>,
     /// How documents are chunked.
     pub chunking: ChunkConfig,
     /// How document text is cleaned before chunking.
@@ -147,13 +163,78 @@ impl KnowledgeBase {
         std::fs::create_dir_all(dir).map_err(|e| KnowledgeError::io(dir, e))?;
         let store = Store::open(&dir.join("documents.sqlite"))?;
         let index = ChunkIndex::open(&dir.join("index"))?;
+        let vectors = VectorIndex::open(&dir.join("vectors.sqlite"))?;
         Ok(KnowledgeBase {
             dir: dir.to_path_buf(),
             store,
             index,
+            vectors,
+            embedder: None,
             chunking: ChunkConfig::default(),
             cleaning: CleanConfig::mappers_only(),
         })
+    }
+
+    /// Attaches an embedding model: new and changed documents get vectors and searches use them. Returns
+    /// true when the model differs from the one the stored vectors came from (they were dropped; run
+    /// [`KnowledgeBase::embed_missing`] to recompute them). `path` is recorded for later opens.
+    pub fn set_embedder(
+        &mut self,
+        embedder: Box<dyn Embedder>,
+        path: Option<&Path>,
+    ) -> Result<bool> {
+        let model = VectorModel {
+            name: embedder.name().to_owned(),
+            dim: embedder.dim(),
+            path: path.map(|p| p.display().to_string()),
+        };
+        let changed = self.vectors.set_model(model)?;
+        self.embedder = Some(embedder);
+        Ok(changed)
+    }
+
+    /// Loads a BERT-family model from `model_dir` and attaches it (see [`KnowledgeBase::set_embedder`]).
+    pub fn load_embedder(&mut self, model_dir: &Path) -> Result<bool> {
+        let canonical =
+            std::fs::canonicalize(model_dir).map_err(|e| KnowledgeError::io(model_dir, e))?;
+        let embedder = BertEmbedder::load(&canonical)?;
+        self.set_embedder(Box::new(embedder), Some(&canonical))
+    }
+
+    /// Loads the model the stored vectors came from, if one is recorded; false when none is. A recorded
+    /// model that cannot be loaded is an error: searching without it would silently drop the vector list.
+    pub fn load_recorded_embedder(&mut self) -> Result<bool> {
+        let Some(path) = self.vectors.model().and_then(|m| m.path.clone()) else {
+            return Ok(false);
+        };
+        self.load_embedder(Path::new(&path))?;
+        Ok(true)
+    }
+
+    /// The attached embedding model.
+    pub fn embedder(&self) -> Option<&dyn Embedder> {
+        self.embedder.as_deref()
+    }
+
+    /// Computes vectors for every document whose chunks lack them (after attaching a new model);
+    /// `progress(done, total)` is called after each document. Returns the chunks embedded.
+    pub fn embed_missing(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<usize> {
+        let Some(embedder) = self.embedder.as_deref() else {
+            return Err(KnowledgeError::BadInput("no embedding model is attached".into()));
+        };
+        let docs = self.store.list()?;
+        let searcher = self.index.searcher();
+        let mut embedded = 0;
+        for (n, doc) in docs.iter().enumerate() {
+            if self.vectors.count_doc(&doc.doc_id) as u64 != doc.chunks {
+                let chunks = searcher.chunks_of(&doc.doc_id)?;
+                let texts: Vec<String> = chunks.iter().map(indexed_text).collect();
+                embedded +=
+                    put_vectors(&mut self.vectors, embedder, &doc_meta(doc), &chunks, &texts)?;
+            }
+            progress(n + 1, docs.len());
+        }
+        Ok(embedded)
     }
 
     /// The stored record of a document.
@@ -197,6 +278,8 @@ impl KnowledgeBase {
         let chunking = self.chunking;
         let cleaning = self.cleaning.clone();
         let total = files.len();
+        let embedder = self.embedder.as_deref();
+        let vectors = &mut self.vectors;
         self.store.transaction(|store| {
             for (n, file) in files.iter().enumerate() {
                 let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
@@ -213,6 +296,7 @@ impl KnowledgeBase {
                             ingest_one(
                                 store,
                                 &writer,
+                                embedder.map(|e| (e, &mut *vectors)),
                                 doc,
                                 options,
                                 &chunking,
@@ -236,6 +320,7 @@ impl KnowledgeBase {
                     let under_root = roots.iter().any(|r| Path::new(file).starts_with(r));
                     if under_root && !seen_sources.contains(&doc.source) {
                         writer.delete_doc(&doc.doc_id);
+                        vectors.delete_doc(&doc.doc_id)?;
                         store.delete(&doc.doc_id)?;
                         report.deleted.push(doc.doc_id);
                     }
@@ -256,9 +341,21 @@ impl KnowledgeBase {
         let mut writer = self.index.writer(options.threads.max(1))?;
         let chunking = self.chunking;
         let cleaning = self.cleaning.clone();
+        let embedder = self.embedder.as_deref();
+        let vectors = &mut self.vectors;
         self.store.transaction(|store| {
             for doc in docs {
-                ingest_one(store, &writer, doc, options, &chunking, &cleaning, &mut report)?;
+                let with_vectors = embedder.map(|e| (e, &mut *vectors));
+                ingest_one(
+                    store,
+                    &writer,
+                    with_vectors,
+                    doc,
+                    options,
+                    &chunking,
+                    &cleaning,
+                    &mut report,
+                )?;
             }
             writer.commit()
         })?;
@@ -276,15 +373,26 @@ impl KnowledgeBase {
         let writer = self.index.writer(1)?;
         writer.delete_doc(doc_id);
         writer.finish()?;
+        self.vectors.delete_doc(doc_id)?;
         self.store.delete(doc_id)?;
         self.index.reload()
     }
 
     /// Hybrid search with filters.
     pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
+        let vector = self
+            .embedder
+            .as_deref()
+            .filter(|_| !self.vectors.is_empty())
+            .map(|embedder| VectorRetriever { index: self.vectors.flat(), embedder });
+        let extra: Vec<(&dyn Retriever, f32)> = vector
+            .as_ref()
+            .map(|v| (v as &dyn Retriever, request.options.vector_weight))
+            .into_iter()
+            .collect();
         hybrid_search(
             &self.index.searcher(),
-            &[],
+            &extra,
             &request.query,
             &request.filters,
             request.k,
@@ -308,6 +416,20 @@ impl KnowledgeBase {
         Ok(span == chunk.body)
     }
 
+    /// Checks the citations of a model's `answer` to the `passages` it was given (see [`crate::cite`]):
+    /// each cited passage must be the stored text of its document's current version and support the
+    /// sentence that cites it.
+    pub fn ground(&self, answer: &str, passages: &[ScoredChunk]) -> crate::cite::GroundedAnswer {
+        let lookup = |chunk: &ChunkRecord| -> Option<String> {
+            let record = self.store.get(&chunk.doc_id).ok().flatten()?;
+            if record.version != chunk.version {
+                return None;
+            }
+            self.store.text(&chunk.doc_id).ok().flatten()
+        };
+        crate::cite::ground(answer, passages, &lookup, crate::cite::MIN_SUPPORT)
+    }
+
     /// Counts and sizes.
     pub fn stats(&self) -> Result<KbStats> {
         let docs = self.store.list()?;
@@ -324,6 +446,8 @@ impl KnowledgeBase {
             chars: docs.iter().map(|d| d.chars).sum(),
             tenants,
             disk_bytes: dir_size(&self.dir),
+            vectors: self.vectors.len(),
+            vector_model: self.vectors.model().cloned(),
         })
     }
 }
@@ -341,9 +465,52 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
+/// The text both lexical fields analyze and the embedder encodes: the document title (unless the heading
+/// path already holds it), the heading path, and the body.
+pub fn indexed_text(chunk: &ChunkRecord) -> String {
+    let mut text = String::new();
+    if !chunk.title.is_empty() && !chunk.heading.contains(&chunk.title) {
+        text.push_str(&chunk.title);
+        text.push('\n');
+    }
+    if !chunk.heading.is_empty() {
+        text.push_str(&chunk.heading);
+        text.push('\n');
+    }
+    text.push_str(&chunk.body);
+    text
+}
+
+fn doc_meta(doc: &DocRecord) -> VectorMeta {
+    VectorMeta {
+        doc_id: doc.doc_id.clone(),
+        tenant: doc.tenant.clone(),
+        tags: doc.tags.clone(),
+        published_at: doc.published_at,
+    }
+}
+
+/// Embeds a document's chunks (their indexed texts) and replaces its vectors; returns how many.
+fn put_vectors(
+    vectors: &mut VectorIndex,
+    embedder: &dyn Embedder,
+    meta: &VectorMeta,
+    chunks: &[ChunkRecord],
+    texts: &[String],
+) -> Result<usize> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedded = embedder.embed(&refs)?;
+    let items: Vec<(u64, Vec<f32>)> =
+        chunks.iter().map(|c| chunk_key(&c.chunk_id)).zip(embedded).collect();
+    vectors.put_doc(meta, &items)?;
+    Ok(items.len())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn ingest_one(
     store: &Store,
     writer: &crate::index::ChunkWriter,
+    with_vectors: Option<(&dyn Embedder, &mut VectorIndex)>,
     doc: SourceDoc,
     options: &AddOptions,
     chunking: &ChunkConfig,
@@ -389,6 +556,8 @@ fn ingest_one(
         report.added.push(id.clone());
     }
     let chunked = chunk_text(&text, chunking);
+    let mut records = Vec::with_capacity(chunked.chunks.len());
+    let mut texts = Vec::with_capacity(chunked.chunks.len());
     for chunk in &chunked.chunks {
         let record = ChunkRecord {
             chunk_id: format!("{id}:{}", chunk.ord),
@@ -403,12 +572,19 @@ fn ingest_one(
             tags: tags.clone(),
             tenant: tenant.clone(),
         };
-        let indexed = if doc.title.is_empty() || chunk.heading.contains(&doc.title) {
-            chunk.indexed_text()
-        } else {
-            format!("{}\n{}", doc.title, chunk.indexed_text())
-        };
+        let indexed = indexed_text(&record);
         writer.add(&record, &indexed)?;
+        records.push(record);
+        texts.push(indexed);
+    }
+    if let Some((embedder, vectors)) = with_vectors {
+        let meta = VectorMeta {
+            doc_id: id.clone(),
+            tenant: tenant.clone(),
+            tags: tags.clone(),
+            published_at,
+        };
+        put_vectors(vectors, embedder, &meta, &records, &texts)?;
     }
     report.chunks += chunked.chunks.len();
     report.bytes += text.len();

@@ -7,9 +7,14 @@
 //! (search mode, finance dictionary) and character-bigram analyzers; [`index`] is the tantivy BM25 index
 //! and [`fusion`] the weighted reciprocal-rank fuser, combined by [`search`]; [`store`] keeps document records in SQLite; [`kb`]
 //! ties them into one knowledge base in a directory; [`eval`] measures retrieval on CMRC 2018.
+//! [`embed`] runs a BERT-family sentence encoder in-process and [`vectors`] keeps the chunk vectors, the
+//! third list in the fusion when a model is attached. [`cite`] builds grounded-answer prompts and checks
+//! every citation in a model's answer against the stored sources.
 
 pub mod chunk;
+pub mod cite;
 pub mod clean;
+pub mod embed;
 pub mod encoding;
 pub mod eval;
 pub mod fusion;
@@ -19,8 +24,10 @@ pub mod parse;
 pub mod search;
 pub mod store;
 pub mod tokenize;
+pub mod vectors;
 
 pub use chunk::{Chunk, ChunkConfig, chunk_text};
+pub use embed::{BertEmbedder, Embedder};
 pub use fusion::{Fuser, RankedList};
 pub use index::{Filters, LexicalField, ScoredChunk};
 pub use kb::{AddOptions, IngestReport, KnowledgeBase, SearchRequest};

@@ -26,11 +26,15 @@ pub struct Freshness {
 
 /// How a query is run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchOptions {
     /// Weight of the jieba list in the fusion.
     pub jieba_weight: f32,
     /// Weight of the character-bigram list in the fusion.
     pub bigram_weight: f32,
+    /// Weight of the vector list in the fusion (used when the knowledge base has an embedding model).
+    #[serde(default = "one")]
+    pub vector_weight: f32,
     /// Candidates taken from each list before fusion.
     pub depth: usize,
     /// The fusion rule.
@@ -41,11 +45,16 @@ pub struct SearchOptions {
     pub strip_question_words: bool,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 impl Default for SearchOptions {
     fn default() -> Self {
         SearchOptions {
             jieba_weight: 1.0,
             bigram_weight: 1.0,
+            vector_weight: 1.0,
             depth: 50,
             fuser: Fuser::default(),
             freshness: None,
@@ -55,6 +64,8 @@ impl Default for SearchOptions {
 }
 
 /// Runs the lexical retrievers plus `extra` ones (with their weights), fuses, and loads the top `k`.
+/// Every list with a positive weight takes part; an extra retriever's failure (e.g. the embedder) is an
+/// error, never a silently lexical-only answer.
 pub fn hybrid_search(
     searcher: &IndexSearcher,
     extra: &[(&dyn Retriever, f32)],
@@ -87,6 +98,9 @@ pub fn hybrid_search(
         lists.push(RankedList { name: field.name().to_owned(), weight, items });
     }
     for (retriever, weight) in extra {
+        if *weight <= 0.0 {
+            continue;
+        }
         let items = retriever.retrieve(query, filters, options.depth)?;
         lists.push(RankedList { name: retriever.name().to_owned(), weight: *weight, items });
     }

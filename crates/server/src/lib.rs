@@ -12,6 +12,7 @@ pub mod engine_backend;
 mod error;
 pub mod guard_layer;
 mod json;
+pub mod kb;
 pub mod keys;
 mod metrics;
 pub mod openapi;
@@ -98,6 +99,9 @@ pub enum ServerError {
     /// The database for keys and audit could not be opened.
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    /// The knowledge base could not be opened.
+    #[error("cannot open the {0}")]
+    Knowledge(String),
 }
 
 impl types::ErrorCode for ServerError {
@@ -112,6 +116,7 @@ impl types::ErrorCode for ServerError {
                 types::Code::Internal
             }
             ServerError::Store(err) => err.error_code(),
+            ServerError::Knowledge(_) => types::Code::StorageError,
         }
     }
 }
@@ -121,12 +126,22 @@ impl types::ErrorCode for ServerError {
 pub struct BoundServer {
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    state: routes::SharedState,
 }
 
 impl BoundServer {
     /// The address actually listened on.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// Attaches the knowledge base in `dir` (`/v1/kb/...`, grounded answers); once per server.
+    pub fn attach_knowledge(&self, dir: &std::path::Path) -> Result<(), ServerError> {
+        let handle = Arc::new(kb::KbHandle::open(dir)?);
+        self.state
+            .knowledge
+            .set(handle)
+            .map_err(|_| ServerError::Knowledge("knowledge base: one is attached already".into()))
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests (streams
@@ -165,12 +180,13 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     if let Some(guard) = &config.guard {
         state.guard = Some(guard_layer::GuardLayer::load(guard)?);
     }
-    let app = routes::router(Arc::new(state));
+    let state = Arc::new(state);
+    let app = routes::router(state.clone());
     let addr = SocketAddr::new(ip, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    Ok(BoundServer { listener, app })
+    Ok(BoundServer { listener, app, state })
 }
 
 /// Resolves on SIGTERM or Ctrl-C: the signal `serve` drains in-flight requests on.

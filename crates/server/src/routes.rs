@@ -49,6 +49,8 @@ pub struct AppState {
     pub guard: Option<crate::guard_layer::GuardLayer>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The knowledge base behind `/v1/kb`, once attached.
+    pub knowledge: std::sync::OnceLock<Arc<crate::kb::KbHandle>>,
 }
 
 /// The state as handlers receive it.
@@ -73,6 +75,7 @@ impl AppState {
             assistant_tools: false,
             guard: None,
             body_limit,
+            knowledge: std::sync::OnceLock::new(),
         }
     }
 }
@@ -89,6 +92,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/moderations", post(crate::guard_layer::moderations))
         .route("/v1/tools", get(crate::tools::list))
         .route("/v1/tools/{name}", post(crate::tools::call))
+        .merge(crate::kb::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))
@@ -133,7 +137,7 @@ async fn metrics(State(state): State<SharedState>) -> Response {
 }
 
 /// The caller's key, when keys are required; `None` on a loopback server without keys.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<KeyRecord>, ApiError> {
@@ -343,7 +347,7 @@ async fn completions(
 
 /// Checks permissions and limits, writes the request's audit record (refusing the request when that fails
 /// and the policy is fail-closed), calls the backend, and arranges the response record.
-async fn forward(
+pub(crate) async fn forward(
     state: &SharedState,
     key: Option<KeyRecord>,
     call: ModelCall<'_>,

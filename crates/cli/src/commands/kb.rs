@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use knowledge::{
-    AddOptions, KnowledgeBase, SearchOptions, SearchRequest,
+    AddOptions, BertEmbedder, KnowledgeBase, SearchOptions, SearchRequest,
     clean::{CleanConfig, clean_corpus, report_html},
     eval::{self, EvalReport},
     fusion::Fuser,
@@ -42,7 +42,7 @@ enum KbCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Search: hybrid BM25 (jieba words + character bigrams), with filters
+    /// Search: hybrid BM25 (jieba words + character bigrams) and vectors when a model is attached, with filters
     Search(SearchArgs),
     /// Documents, chunks, characters, tenants and disk use
     Stats {
@@ -73,6 +73,10 @@ struct AddArgs {
     /// Delete stored documents under the given folders whose files are gone
     #[arg(long)]
     prune: bool,
+    /// Attach a BERT-family embedding model folder (config.json, model.safetensors, tokenizer.json):
+    /// chunks get vectors and searches fuse them; the model is remembered for later commands
+    #[arg(long, value_name = "DIR")]
+    embed_model: Option<PathBuf>,
     /// Print the ingest report as JSON
     #[arg(long)]
     json: bool,
@@ -147,6 +151,9 @@ struct EvalArgs {
     /// Query and indexing threads
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Also embed every chunk with this BERT-family model folder and fuse the vector list (hybrid)
+    #[arg(long, value_name = "DIR", env = "FINLLM_EMBED_MODEL")]
+    embed_model: Option<PathBuf>,
     #[command(flatten)]
     search: SearchFlags,
     /// Write the report as JSON here too
@@ -165,6 +172,9 @@ struct SearchFlags {
     /// Fusion weight of the character-bigram list
     #[arg(long, default_value_t = 1.0)]
     bigram_weight: f32,
+    /// Fusion weight of the vector list (when an embedding model is attached)
+    #[arg(long, default_value_t = 1.0)]
+    vector_weight: f32,
     /// Candidates per list before fusion
     #[arg(long, default_value_t = 50)]
     depth: usize,
@@ -181,6 +191,7 @@ impl SearchFlags {
         SearchOptions {
             jieba_weight: self.jieba_weight,
             bigram_weight: self.bigram_weight,
+            vector_weight: self.vector_weight,
             depth: self.depth,
             fuser: Fuser { k: self.rrf_k },
             freshness: None,
@@ -206,10 +217,15 @@ pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
     }
 }
 
+/// Opens the knowledge base, with the embedding model its vectors came from, if any.
 fn open(config: &Config) -> anyhow::Result<KnowledgeBase> {
     let dir = config.data_dir.join("kb");
-    KnowledgeBase::open(&dir)
-        .with_context(|| format!("opening the knowledge base in {}", dir.display()))
+    let mut kb = KnowledgeBase::open(&dir)
+        .with_context(|| format!("opening the knowledge base in {}", dir.display()))?;
+    kb.load_recorded_embedder().context(
+        "loading the knowledge base's embedding model (attach another with `finllm kb add --embed-model DIR`)",
+    )?;
+    Ok(kb)
 }
 
 /// Clap value parser for dates, so a bad date is a usage error (exit code 2).
@@ -236,6 +252,20 @@ fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
         prune: args.prune,
         threads: 2,
     };
+    if let Some(model) = &args.embed_model {
+        let changed = kb
+            .load_embedder(model)
+            .with_context(|| format!("loading the embedding model {}", model.display()))?;
+        let bar = progress_bar(0, "embed");
+        let embedded = kb.embed_missing(&mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        if changed || embedded > 0 {
+            tracing::info!(embedded, "embedded the stored chunks with {}", model.display());
+        }
+    }
     let bar = progress_bar(0, "ingest");
     let report = kb.add(&args.paths, &options, &mut |done, total| {
         bar.set_length(total as u64);
@@ -354,6 +384,15 @@ fn stats_command(kb: &KnowledgeBase, json: bool) -> anyhow::Result<()> {
     writeln!(out, "chunks     {}", stats.chunks)?;
     writeln!(out, "characters {}", stats.chars)?;
     writeln!(out, "disk       {:.2} MB", stats.disk_bytes as f64 / 1e6)?;
+    match &stats.vector_model {
+        Some(model) => {
+            writeln!(out, "vectors    {} ({}, dim {})", stats.vectors, model.name, model.dim)?
+        }
+        None => writeln!(
+            out,
+            "vectors    none (lexical only; attach a model with kb add --embed-model)"
+        )?,
+    }
     for (tenant, n) in &stats.tenants {
         writeln!(out, "tenant     {tenant}: {n} documents")?;
     }
@@ -467,7 +506,32 @@ fn eval_command(args: &EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    let report = eval::evaluate(&set, &dir, &args.search.options(), args.threads);
+    let embedder = match &args.embed_model {
+        Some(model) => Some(
+            BertEmbedder::load(model)
+                .with_context(|| format!("loading the embedding model {}", model.display()))?,
+        ),
+        None => None,
+    };
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} {pos}/{len} {elapsed}") {
+        spinner.set_style(style);
+    }
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let progress = |stage: &str, done: usize, total: usize| {
+        spinner.set_prefix(stage.to_owned());
+        spinner.set_length(total as u64);
+        spinner.set_position(done as u64);
+    };
+    let report = eval::evaluate(
+        &set,
+        &dir,
+        &args.search.options(),
+        args.threads,
+        embedder.as_ref().map(|e| e as &dyn knowledge::Embedder),
+        &progress,
+    );
+    spinner.finish_and_clear();
     std::fs::remove_dir_all(&dir).ok();
     let report = report?;
     if let Some(path) = &args.out {
@@ -497,6 +561,13 @@ fn print_report(out: &mut impl Write, r: &EvalReport, real: usize) -> anyhow::Re
         "ingest        {:.2} MB in {:.2} s = {:.2} MB/s",
         r.ingest_mb, r.ingest_s, r.ingest_mb_per_s
     )?;
+    if let Some(model) = &r.embed_model {
+        writeln!(
+            out,
+            "embedding     {model}: {:.1} s = {:.0} chunks/s (vector weight {})",
+            r.embed_s, r.embed_chunks_per_s, r.options.vector_weight
+        )?;
+    }
     Ok(())
 }
 

@@ -18,7 +18,9 @@ fn cmrc2018_retrieval_floor() {
     let set = eval::load_squad(&file, 150).unwrap();
     assert_eq!(set.queries.len(), 3219);
     let dir = tempfile::tempdir().unwrap();
-    let report = eval::evaluate(&set, dir.path(), &SearchOptions::default(), 2).unwrap();
+    let report =
+        eval::evaluate(&set, dir.path(), &SearchOptions::default(), 2, None, &|_, _, _| {})
+            .unwrap();
     println!("{report:?}");
     assert!(report.recall_at_10 >= 0.95, "R@10 {}", report.recall_at_10);
     assert!(report.mrr_at_10 >= 0.81, "MRR@10 {}", report.mrr_at_10);

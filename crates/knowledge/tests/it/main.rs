@@ -11,6 +11,7 @@
 )]
 
 mod chunk;
+mod cite;
 mod clean;
 mod cmrc;
 mod encoding;
@@ -18,6 +19,7 @@ mod fusion;
 mod ingest;
 mod search;
 mod tokenize;
+mod vectors;
 
 use std::path::PathBuf;
 

@@ -14,6 +14,7 @@ mod audit_keys;
 mod engine;
 mod fake_upstream;
 mod guard;
+mod kb;
 mod openapi;
 mod postgres;
 mod tools;

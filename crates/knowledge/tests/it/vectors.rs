@@ -1,0 +1,238 @@
+//! Vectors: the in-process BERT encoder (on a tiny seeded random-weight model written by the test, so no
+//! download is needed), the flat vector index (filters, deletes, persistence, model switches), and the
+//! knowledge base with vectors in the fusion: ingest, update and delete keep the vectors in step with the
+//! chunks, and the vector list's weight really changes results. With `FINLLM_TEST_EMBED_MODEL` pointing at
+//! all-MiniLM-L6-v2 (see crates/knowledge/scripts/pull-minilm.sh), a semantic check runs on real weights.
+
+use std::path::Path;
+
+use knowledge::{
+    AddOptions, BertEmbedder, Embedder, KnowledgeBase, SearchOptions, SearchRequest,
+    embed::{dot, write_random_bert},
+    index::Filters,
+    parse::SourceDoc,
+    vectors::{VectorIndex, VectorMeta, VectorModel},
+};
+
+fn fixture(dir: &Path) -> BertEmbedder {
+    write_random_bert(dir, 11).unwrap();
+    BertEmbedder::load(dir).unwrap()
+}
+
+fn norm(v: &[f32]) -> f32 {
+    dot(v, v).sqrt()
+}
+
+#[test]
+fn encoder_vectors_are_unit_deterministic_and_padding_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = fixture(dir.path());
+    assert_eq!(embedder.dim(), 32);
+    let texts = [
+        "中国人民银行开展逆回购操作",
+        "short",
+        "上海证券交易所发布科创板新股上市公告，共三家公司。",
+    ];
+    let batch = embedder.embed(&texts).unwrap();
+    assert_eq!(batch.len(), 3);
+    for (text, vector) in texts.iter().zip(&batch) {
+        assert!((norm(vector) - 1.0).abs() < 1e-4, "{text}: norm {}", norm(vector));
+        // Alone (no padding) and in a padded batch, a text gets the same vector: the mask works.
+        let alone = embedder.embed(&[text]).unwrap().remove(0);
+        let max_diff = alone.iter().zip(vector).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(max_diff < 1e-4, "{text}: padded and unpadded differ by {max_diff}");
+    }
+    assert!(dot(&batch[0], &batch[2]) < 0.9999, "different texts, different vectors");
+    assert_eq!(embedder.embed(&texts).unwrap(), batch, "same input, same output");
+}
+
+#[test]
+fn long_inputs_are_truncated_not_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = fixture(dir.path());
+    let long = "银行".repeat(400);
+    let vector = embedder.embed(&[&long]).unwrap().remove(0);
+    assert!((norm(&vector) - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn bad_model_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = BertEmbedder::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    write_random_bert(dir.path(), 1).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+    let err = BertEmbedder::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+fn meta(doc: &str, tenant: &str, tags: &[&str], at: Option<i64>) -> VectorMeta {
+    VectorMeta {
+        doc_id: doc.into(),
+        tenant: tenant.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        published_at: at,
+    }
+}
+
+#[test]
+fn vector_index_filters_deletes_persists_and_resets_on_model_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vectors.sqlite");
+    let model = VectorModel { name: "m".into(), dim: 2, path: None };
+    {
+        let mut index = VectorIndex::open(&path).unwrap();
+        assert!(index.set_model(model.clone()).unwrap());
+        index
+            .put_doc(
+                &meta("a", "t1", &["x"], Some(100)),
+                &[(1, vec![1.0, 0.0]), (2, vec![0.6, 0.8])],
+            )
+            .unwrap();
+        index.put_doc(&meta("b", "t2", &[], Some(200)), &[(3, vec![0.0, 1.0])]).unwrap();
+        let bad = index.put_doc(&meta("c", "t", &[], None), &[(4, vec![1.0])]).unwrap_err();
+        assert!(bad.to_string().contains("dimension"), "{bad}");
+    }
+    let mut index = VectorIndex::open(&path).unwrap();
+    assert_eq!(index.len(), 3);
+    assert!(!index.set_model(model.clone()).unwrap(), "same model keeps the vectors");
+    let keys = |hits: Vec<(u64, f32)>| hits.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    let q = [1.0, 0.0];
+    assert_eq!(keys(index.nearest(&q, &Filters::default(), 10)), [1, 2, 3]);
+    assert_eq!(keys(index.nearest(&q, &Filters::default(), 1)), [1]);
+    let t2 = Filters { tenant: Some("t2".into()), ..Filters::default() };
+    assert_eq!(keys(index.nearest(&q, &t2, 10)), [3]);
+    let tag = Filters { tags: vec!["x".into()], ..Filters::default() };
+    assert_eq!(keys(index.nearest(&q, &tag, 10)), [1, 2]);
+    let recent = Filters { since: Some(150), ..Filters::default() };
+    assert_eq!(keys(index.nearest(&q, &recent, 10)), [3]);
+    let old = Filters { until: Some(150), ..Filters::default() };
+    assert_eq!(keys(index.nearest(&q, &old, 10)), [1, 2]);
+    // Replacing a document's vectors drops its old ones.
+    index.put_doc(&meta("a", "t1", &[], None), &[(5, vec![0.0, -1.0])]).unwrap();
+    assert_eq!(keys(index.nearest(&q, &Filters::default(), 10)), [3, 5]);
+    index.delete_doc("b").unwrap();
+    assert_eq!(keys(index.nearest(&q, &Filters::default(), 10)), [5]);
+    drop(index);
+    let mut index = VectorIndex::open(&path).unwrap();
+    assert_eq!(index.len(), 1);
+    let other = VectorModel { name: "other".into(), dim: 2, path: None };
+    assert!(index.set_model(other).unwrap(), "a different model drops the vectors");
+    assert!(index.is_empty());
+}
+
+fn doc(source: &str, text: &str) -> SourceDoc {
+    SourceDoc {
+        source: source.into(),
+        title: String::new(),
+        text: text.into(),
+        ..SourceDoc::default()
+    }
+}
+
+const A: &str = "中国人民银行今日开展7天期逆回购操作，中标利率1.8%。";
+const B: &str = "上海证券交易所发布科创板新股上市公告。";
+const C: &str = "小额贷款公司评级结果公布，三家公司获得A级。";
+
+fn vector_only() -> SearchOptions {
+    SearchOptions {
+        jieba_weight: 0.0,
+        bigram_weight: 0.0,
+        vector_weight: 1.0,
+        ..SearchOptions::default()
+    }
+}
+
+fn top(kb: &KnowledgeBase, query: &str, options: SearchOptions) -> Vec<String> {
+    let request = SearchRequest { query: query.into(), k: 3, options, ..SearchRequest::default() };
+    kb.search(&request).unwrap().into_iter().map(|h| h.chunk.body).collect()
+}
+
+#[test]
+fn knowledge_base_keeps_vectors_in_step_and_fuses_them() {
+    let model = tempfile::tempdir().unwrap();
+    write_random_bert(model.path(), 5).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut kb = KnowledgeBase::open(store.path()).unwrap();
+    assert!(kb.load_embedder(model.path()).unwrap(), "first model on an empty base");
+    let options = AddOptions::default();
+    kb.add_docs(vec![doc("a", A), doc("b", B), doc("c", C)], &options).unwrap();
+    assert_eq!(kb.stats().unwrap().vectors, 3);
+
+    // Vector-only search: a chunk's own text is its nearest neighbour (cosine 1).
+    for text in [A, B, C] {
+        assert_eq!(top(&kb, text, vector_only()).first().map(String::as_str), Some(text));
+    }
+    // A weight of zero on every list returns nothing: weights are not ignored.
+    let none = SearchOptions { vector_weight: 0.0, ..vector_only() };
+    assert!(top(&kb, A, none).is_empty());
+
+    // Update: the document's vector is replaced, not duplicated.
+    let b2 = "上海证券交易所发布科创板新股上市公告，今日共有两家公司上市。";
+    let report = kb.add_docs(vec![doc("b", b2)], &options).unwrap();
+    assert_eq!(report.updated.len(), 1);
+    assert_eq!(kb.stats().unwrap().vectors, 3);
+    assert_eq!(top(&kb, b2, vector_only()).first().map(String::as_str), Some(b2));
+    assert!(!top(&kb, B, vector_only()).iter().any(|body| body == B));
+
+    // Delete: its vector goes with it.
+    let id_c = knowledge::kb::doc_id("c");
+    kb.remove(&id_c).unwrap();
+    assert_eq!(kb.stats().unwrap().vectors, 2);
+    assert!(!top(&kb, C, vector_only()).iter().any(|body| body == C));
+
+    // Reopen: the recorded model is loaded again and the vectors are still there.
+    drop(kb);
+    let mut kb = KnowledgeBase::open(store.path()).unwrap();
+    assert!(top(&kb, A, vector_only()).is_empty(), "no model attached yet: no vector list");
+    assert!(kb.load_recorded_embedder().unwrap());
+    assert_eq!(top(&kb, A, vector_only()).first().map(String::as_str), Some(A));
+    let stats = kb.stats().unwrap();
+    assert_eq!(stats.vectors, 2);
+    assert!(stats.vector_model.unwrap().name.starts_with("bert:"));
+}
+
+#[test]
+fn attaching_a_model_later_embeds_what_is_missing() {
+    let store = tempfile::tempdir().unwrap();
+    let mut kb = KnowledgeBase::open(store.path()).unwrap();
+    kb.add_docs(vec![doc("a", A), doc("b", B)], &AddOptions::default()).unwrap();
+    assert_eq!(kb.stats().unwrap().vectors, 0);
+    assert!(!kb.load_recorded_embedder().unwrap(), "no model recorded");
+    let model = tempfile::tempdir().unwrap();
+    write_random_bert(model.path(), 5).unwrap();
+    kb.load_embedder(model.path()).unwrap();
+    let mut calls = 0;
+    assert_eq!(kb.embed_missing(&mut |_, _| calls += 1).unwrap(), 2);
+    assert_eq!(calls, 2);
+    assert_eq!(kb.stats().unwrap().vectors, 2);
+    assert_eq!(kb.embed_missing(&mut |_, _| {}).unwrap(), 0, "nothing left to embed");
+    // A different model drops the old vectors; embed_missing recomputes them.
+    let other = tempfile::tempdir().unwrap();
+    write_random_bert(other.path(), 6).unwrap();
+    std::fs::rename(other.path(), other.path().with_extension("renamed")).unwrap();
+    let renamed = other.path().with_extension("renamed");
+    assert!(kb.load_embedder(&renamed).unwrap());
+    assert_eq!(kb.stats().unwrap().vectors, 0);
+    assert_eq!(kb.embed_missing(&mut |_, _| {}).unwrap(), 2);
+    std::fs::remove_dir_all(&renamed).unwrap();
+}
+
+#[test]
+fn minilm_ranks_paraphrases_above_unrelated_text() {
+    let Some(dir) = std::env::var_os("FINLLM_TEST_EMBED_MODEL") else {
+        eprintln!("skipped: set FINLLM_TEST_EMBED_MODEL to an all-MiniLM-L6-v2 folder to run");
+        return;
+    };
+    let embedder = BertEmbedder::load(Path::new(&dir)).unwrap();
+    assert_eq!(embedder.dim(), 384);
+    let v = embedder
+        .embed(&[
+            "The central bank cut interest rates.",
+            "Interest rates were lowered by the central bank.",
+            "A man is riding a horse on the beach.",
+        ])
+        .unwrap();
+    let (para, unrelated) = (dot(&v[0], &v[1]), dot(&v[0], &v[2]));
+    assert!(para > 0.7 && unrelated < 0.2, "paraphrase {para}, unrelated {unrelated}");
+}

@@ -1,0 +1,191 @@
+//! `/v1/kb`: documents in and out, search, stats, and grounded answers whose citations are checked. The
+//! model is a scripted upstream that cites passage [1] twice — once with a sentence copied from it, once
+//! with a number the passage does not hold — so the verifier must keep the first and reject the second,
+//! on the plain and the streaming path alike.
+
+use std::path::Path;
+
+use axum::{Router, routing::post};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::{TestServer, config};
+
+/// A model that answers from the first passage of the grounding prompt.
+async fn citing_upstream() -> String {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|body: String| async move {
+            let request: Value = serde_json::from_str(&body).unwrap();
+            let system = request["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
+            // The first passage's body is the line after "[1] title".
+            let first = system
+                .lines()
+                .skip_while(|l| !l.starts_with("[1]"))
+                .nth(1)
+                .unwrap_or("nothing")
+                .to_owned();
+            let content = format!("{first}[1] 中标利率为9.9%[1]。");
+            axum::Json(json!({
+                "id": "chatcmpl-kb", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+async fn start_with_kb(upstreams: &[&str], kb: Option<&Path>) -> TestServer {
+    let bound = server::bind(config(upstreams)).await.unwrap();
+    if let Some(dir) = kb {
+        bound.attach_knowledge(dir).unwrap();
+    }
+    let addr = bound.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        bound
+            .serve(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    TestServer { addr, stop: Some(stop), done }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+const RATE: &str = "中国人民银行今日开展7天期逆回购操作，中标利率1.8%。";
+
+#[tokio::test]
+async fn documents_search_and_grounded_answers_with_checked_citations() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = citing_upstream().await;
+    let server = start_with_kb(&[&upstream], Some(dir.path())).await;
+    let client = reqwest::Client::new();
+
+    let documents = json!({"documents": [
+        {"source": "pbc/2026-11-28", "title": "央行公告", "text": RATE, "published_at": "2026-11-28", "tags": ["rates"]},
+        {"source": "sse/ipo", "title": "上交所公告", "text": "上海证券交易所发布科创板新股上市公告。"}
+    ]});
+    let (status, report) = send(client.post(server.url("/v1/kb/documents")).json(&documents)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["added"].as_array().unwrap().len(), 2);
+    let (_, again) = send(client.post(server.url("/v1/kb/documents")).json(&documents)).await;
+    assert_eq!(again["unchanged"], 2, "re-sending unchanged documents does no work: {again}");
+
+    let (status, list) = send(client.get(server.url("/v1/kb/documents"))).await;
+    assert_eq!((status, list["data"].as_array().unwrap().len()), (200, 2));
+    let (_, hits) = send(
+        client.post(server.url("/v1/kb/search")).json(&json!({"query": "逆回购利率", "k": 1})),
+    )
+    .await;
+    let top = &hits["data"][0];
+    assert_eq!((top["title"].as_str(), top["body"].as_str()), (Some("央行公告"), Some(RATE)));
+    let doc_id = top["doc_id"].as_str().unwrap().to_owned();
+    let (_, filtered) = send(
+        client
+            .post(server.url("/v1/kb/search"))
+            .json(&json!({"query": "公告", "k": 5, "filters": {"tags": ["rates"]}})),
+    )
+    .await;
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1, "{filtered}");
+    let (_, stats) = send(client.get(server.url("/v1/kb/stats"))).await;
+    assert_eq!((stats["documents"].as_u64(), stats["chunks"].as_u64()), (Some(2), Some(2)));
+
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "逆回购中标利率是多少？"}], "kb": {"k": 2}});
+    let (status, answer) =
+        send(client.post(server.url("/v1/kb/chat/completions")).json(&chat)).await;
+    assert_eq!(status, 200, "{answer}");
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(content, format!("{RATE}[1] 中标利率为9.9%。"));
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 1, "{answer}");
+    let c = &citations[0];
+    assert_eq!(
+        (c["doc_id"].as_str(), c["version"].as_u64(), c["title"].as_str(), c["quote"].as_str()),
+        (Some(doc_id.as_str()), Some(1), Some("央行公告"), Some(RATE))
+    );
+    assert_eq!(
+        (c["start"].as_u64(), c["end"].as_u64()),
+        (Some(0), Some(RATE.chars().count() as u64))
+    );
+    let rejected = answer["rejected_citations"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("9.9"), "{answer}");
+
+    // Streaming: the same checked answer, citations in the last chunk before [DONE].
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let response =
+        client.post(server.url("/v1/kb/chat/completions")).json(&streamed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    let said: String =
+        events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(said, content);
+    let last = events.last().unwrap();
+    assert_eq!(last["citations"], answer["citations"]);
+    assert_eq!(last["rejected_citations"], answer["rejected_citations"]);
+
+    // Delete: the document is gone from reads and search.
+    let (status, _) = send(client.delete(server.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!(status, 200);
+    let (status, err) = send(client.get(server.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = send(client.delete(server.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!(status, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_and_a_server_without_a_knowledge_base() {
+    let server = start_with_kb(&[], None).await;
+    let (status, err) = send(reqwest::Client::new().get(server.url("/v1/kb/stats"))).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+    assert!(err["error"]["message"].as_str().unwrap().contains("finllm kb add"), "{err}");
+    server.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_kb(&[], Some(dir.path())).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        ("/v1/kb/search", json!({"query": "  "}), "query"),
+        (
+            "/v1/kb/documents",
+            json!({"documents": [{"source": "", "text": "x"}]}),
+            "documents[0].source",
+        ),
+        (
+            "/v1/kb/documents",
+            json!({"documents": [{"source": "s", "text": "x", "published_at": "yesterday"}]}),
+            "documents[0].published_at",
+        ),
+        ("/v1/kb/chat/completions", json!({"model": "m", "messages": []}), "messages"),
+    ];
+    for (path, body, param) in cases {
+        let (status, err) = send(client.post(server.url(path)).json(&body)).await;
+        assert_eq!((status, err["error"]["param"].as_str()), (400, Some(param)), "{path}: {err}");
+    }
+    // With a knowledge base but no model, a grounded answer says how to get a model.
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "利率？"}]});
+    let (status, err) = send(client.post(server.url("/v1/kb/chat/completions")).json(&chat)).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("model_unavailable")), "{err}");
+    server.shutdown().await;
+}

@@ -35,6 +35,20 @@ pub trait Backend: Send + Sync {
         context: &'a str,
         continuations: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<f64>, EvalError>>;
+    /// Whether the backend takes images (OpenAI image content parts).
+    fn supports_images(&self) -> bool {
+        false
+    }
+    /// The model's answer to `prompt` showing `images` (`data:` URLs); backends without image input
+    /// answer [`EvalError::Unsupported`], which a run reports instead of scoring zero.
+    fn generate_with_images<'a>(
+        &'a self,
+        _prompt: &'a str,
+        _images: &'a [String],
+        _max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>> {
+        Box::pin(async { Err(EvalError::Unsupported("image input".into())) })
+    }
 }
 
 /// Per-backend limits on parallel requests and requests per second.
@@ -222,6 +236,41 @@ impl Backend for OpenAi {
             Ok(out)
         })
     }
+
+    fn supports_images(&self) -> bool {
+        self.chat
+    }
+
+    fn generate_with_images<'a>(
+        &'a self,
+        prompt: &'a str,
+        images: &'a [String],
+        max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>> {
+        Box::pin(async move {
+            if !self.chat {
+                return Err(EvalError::Unsupported("image input over /v1/completions".into()));
+            }
+            let mut content = vec![json!({"type": "text", "text": prompt})];
+            content.extend(
+                images.iter().map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+            );
+            let body = json!({"model": self.model, "temperature": 0, "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": content}]});
+            let v = match self.post("/chat/completions", &body).await {
+                Ok(v) => v,
+                // A model without vision rejects image parts as a bad request: unsupported, not wrong.
+                Err(EvalError::Backend(m)) if m.contains("HTTP 400") || m.contains("HTTP 422") => {
+                    return Err(EvalError::Unsupported(format!("image input: {m}")));
+                }
+                Err(e) => return Err(e),
+            };
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| EvalError::Backend(format!("no choices[0].message.content in {v}")))
+        })
+    }
 }
 
 /// An echo response's tokens, their log-probabilities and their text offsets (empty when absent).
@@ -312,6 +361,7 @@ pub struct Scripted {
     model: String,
     answer: Box<AnswerFn>,
     calls: Arc<AtomicUsize>,
+    images: bool,
 }
 
 impl std::fmt::Debug for Scripted {
@@ -330,7 +380,15 @@ impl Scripted {
             model: model.to_owned(),
             answer: Box::new(answer),
             calls: Arc::new(AtomicUsize::new(0)),
+            images: false,
         }
+    }
+
+    /// Accepts images: the answer function then sees the prompt followed by `[N images]`.
+    #[must_use]
+    pub fn with_images(mut self) -> Scripted {
+        self.images = true;
+        self
     }
 
     /// A scripted model answering from `(needle, output)` pairs: the pair whose needle occurs latest in
@@ -386,6 +444,24 @@ impl Backend for Scripted {
                 .map(|c| if a.trim().ends_with(c.trim()) { 0.0 } else { -10.0 })
                 .collect()
         });
+        Box::pin(async move { out })
+    }
+
+    fn supports_images(&self) -> bool {
+        self.images
+    }
+
+    fn generate_with_images<'a>(
+        &'a self,
+        prompt: &'a str,
+        images: &'a [String],
+        _max_tokens: u32,
+    ) -> BoxFuture<'a, Result<String, EvalError>> {
+        if !self.images {
+            return Box::pin(async { Err(EvalError::Unsupported("image input".into())) });
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let out = (self.answer)(&format!("{prompt}\n[{} images]", images.len()));
         Box::pin(async move { out })
     }
 }

@@ -18,6 +18,7 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalErro
             Some("csv") => Format::Csv,
             Some("json") => Format::Json,
             Some("jsonl") => Format::Jsonl,
+            Some("tsv") => Format::Tsv,
             _ => {
                 return Err(data_err(
                     path,
@@ -31,7 +32,8 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalErro
     let text = crate::read_file(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     match format {
-        Format::Csv => load_csv(path, text),
+        Format::Csv => load_csv(path, text, b','),
+        Format::Tsv => load_csv(path, text, b'\t'),
         Format::Json => {
             let value: Value = serde_json::from_str(text).map_err(|e| {
                 data_err(path, e.line(), None, format!("not JSON: {e} (column {})", e.column()))
@@ -63,8 +65,9 @@ fn data_err(path: &Path, row: usize, column: Option<&str>, message: String) -> E
     }
 }
 
-fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+fn load_csv(path: &Path, text: &str, delimiter: u8) -> Result<Vec<Sample>, EvalError> {
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(false).delimiter(delimiter).from_reader(text.as_bytes());
     let headers =
         reader.headers().map_err(|e| data_err(path, 1, None, format!("bad header: {e}")))?.clone();
     let find = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
@@ -75,6 +78,7 @@ fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
     let answer = find(&["answer", "Answer", "output", "target"]);
     let id = find(&["id", "ID", "", "index"]);
     let context = find(&["context"]);
+    let image = find(&["image_path", "image", "img_path"]);
     let options: Vec<(usize, &str)> =
         LETTERS.iter().filter_map(|l| find(&[l]).map(|i| (i, *l))).collect();
     let mut samples = Vec::new();
@@ -102,6 +106,10 @@ fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
             .zip(record.iter())
             .map(|(h, v)| (h.to_owned(), v.to_owned()))
             .collect::<BTreeMap<_, _>>();
+        let images = match image.map(get).filter(|v| !v.is_empty()) {
+            Some(value) => vec![image_ref(path, row, headers.get(image.unwrap_or(0)), &value)?],
+            None => Vec::new(),
+        };
         samples.push(Sample {
             id: id.map(get).filter(|s| !s.is_empty()).unwrap_or_else(|| (row - 1).to_string()),
             question: get(question),
@@ -109,6 +117,7 @@ fn load_csv(path: &Path, text: &str) -> Result<Vec<Sample>, EvalError> {
             choices,
             target,
             fields,
+            images,
         });
     }
     Ok(samples)
@@ -227,7 +236,72 @@ fn from_object(path: &Path, row: usize, item: &Value) -> Result<Sample, EvalErro
         choices,
         target,
         fields,
+        images: Vec::new(),
     })
+}
+
+/// An image cell: a file path relative to the data file (which must exist), or inline base64 (as in
+/// VLMEvalKit-style TSVs), kept as a `data:` URL.
+fn image_ref(
+    data_file: &Path,
+    row: usize,
+    column: Option<&str>,
+    value: &str,
+) -> Result<String, EvalError> {
+    let base = data_file.parent().unwrap_or(Path::new("."));
+    let candidate = base.join(value);
+    if candidate.is_file() {
+        return Ok(candidate.display().to_string());
+    }
+    let looks_base64 = value.len() >= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if looks_base64 {
+        let mime = if value.starts_with("/9j/") {
+            "image/jpeg"
+        } else if value.starts_with("iVBOR") {
+            "image/png"
+        } else {
+            "application/octet-stream"
+        };
+        return Ok(format!("data:{mime};base64,{value}"));
+    }
+    Err(data_err(data_file, row, column, format!("image {} does not exist", candidate.display())))
+}
+
+/// The `data:` URL of an image reference (reads and encodes a file path).
+pub fn image_data_url(image: &str) -> Result<String, EvalError> {
+    if image.starts_with("data:") {
+        return Ok(image.to_owned());
+    }
+    let path = Path::new(image);
+    let bytes =
+        std::fs::read(path).map_err(|error| EvalError::Io { path: image.to_owned(), error })?;
+    let mime = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+        Some(e) if e == "png" => "image/png",
+        Some(e) if e == "jpg" || e == "jpeg" => "image/jpeg",
+        Some(e) if e == "gif" => "image/gif",
+        Some(e) if e == "webp" => "image/webp",
+        _ => "application/octet-stream",
+    };
+    Ok(format!("data:{mime};base64,{}", base64(&bytes)))
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Parses option dicts written as Python literals (`{'A': '货币市场', 'B': '债券市场'}`) or as JSON.

@@ -109,12 +109,16 @@ impl Report {
         md.push_str("| task | group | n | metric | score | 95% CI | other metrics | unextractable |\n|---|---|---:|---|---:|---|---|---:|\n");
         for t in &self.tasks {
             let (metric, s) = t.headline().map_or(("-", None), |(m, s)| (m, Some(s)));
-            let others: Vec<String> = t
+            let mut others: Vec<String> = t
                 .metric_names
                 .iter()
                 .skip(1)
                 .filter_map(|m| t.metrics.get(m).map(|s| format!("{m} {:.1}", s.mean * 100.0)))
                 .collect();
+            if t.unsupported > 0 {
+                // Not scored zero: the backend cannot take these samples (images to a text model).
+                others.push(format!("unsupported by the backend: {}", t.unsupported));
+            }
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -102,6 +102,9 @@ pub struct TaskResult {
     pub asked: usize,
     /// Samples answered from the store.
     pub cached: usize,
+    /// Samples the backend cannot take (images to a text-only model): reported, left out of the scores.
+    #[serde(default)]
+    pub unsupported: usize,
     /// Every sample.
     pub samples: Vec<SampleResult>,
 }
@@ -127,6 +130,19 @@ async fn ask(
     scoring: Scoring,
 ) -> Result<Answer, EvalError> {
     let prompt = task.prompt(sample)?;
+    if !sample.images.is_empty() {
+        // Images go only through chat generation; a backend without image input is reported, not scored.
+        if !scoring.generate() || !backend.supports_images() {
+            return Err(EvalError::Unsupported(format!("image input (sample {})", sample.id)));
+        }
+        let urls = sample
+            .images
+            .iter()
+            .map(|i| crate::load::image_data_url(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let raw = backend.generate_with_images(&prompt, &urls, task.spec.max_tokens).await?;
+        return Ok(Answer { loglik: None, raw: Some(raw), judged: None });
+    }
     let loglik = if scoring.loglik() && !sample.choices.is_empty() {
         let conts: Vec<String> =
             (0..sample.choices.len()).map(|i| task.continuation(sample, i)).collect();
@@ -282,8 +298,14 @@ pub async fn run_task_judged(
     }))
     .buffer_unordered(options.concurrency.max(1));
     let mut failure = None;
+    let mut unsupported = 0;
     while let Some((i, was_cached, outcome)) = stream.next().await {
         match outcome {
+            Err(EvalError::Unsupported(_)) if !samples[i].images.is_empty() => {
+                unsupported += 1;
+                done += 1;
+                progress(done);
+            }
             Ok((answer, changed)) => {
                 if changed {
                     store
@@ -312,7 +334,9 @@ pub async fn run_task_judged(
         .zip(answers)
         .filter_map(|(s, a)| a.map(|(a, cached)| score(task, s, &a, cached)))
         .collect();
-    Ok(summarize(task, model, results))
+    let mut result = summarize(task, model, results);
+    result.unsupported = unsupported;
+    Ok(result)
 }
 
 fn summarize(task: &Task, model: &str, samples: Vec<SampleResult>) -> TaskResult {
@@ -339,6 +363,7 @@ fn summarize(task: &Task, model: &str, samples: Vec<SampleResult>) -> TaskResult
         unextractable_rate,
         asked: samples.len() - cached,
         cached,
+        unsupported: 0,
         samples,
     }
 }

@@ -27,6 +27,9 @@ pub struct Sample {
     pub target: String,
     /// Every other field of the row, for templates.
     pub fields: BTreeMap<String, String>,
+    /// Images the question shows: file paths (resolved against the data file) or `data:` URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 /// How a task is answered and scored.
@@ -74,6 +77,8 @@ pub enum Format {
     Json,
     /// One JSON object per line, optionally in chat `messages` form.
     Jsonl,
+    /// Tab-separated with a header, like CSV; an `image`/`image_path` column makes samples multimodal.
+    Tsv,
 }
 
 /// Where a task's rows come from.

@@ -42,7 +42,13 @@ fn offsets_that_do_not_describe_the_prompt_fall_back_to_token_counts() {
 /// A one-thread HTTP server answering each request with the next of `replies` (status, body), then
 /// closing the connection; returns its base URL.
 fn serve_replies(replies: Vec<(u16, String)>) -> String {
+    serve_and_capture(replies).0
+}
+
+/// [`serve_replies`], also handing over each request body.
+fn serve_and_capture(replies: Vec<(u16, String)>) -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader, Read, Write};
+    let (sender, bodies) = std::sync::mpsc::channel();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -62,6 +68,7 @@ fn serve_replies(replies: Vec<(u16, String)>) -> String {
             }
             let mut request = vec![0; length];
             reader.read_exact(&mut request).unwrap();
+            let _ = sender.send(String::from_utf8_lossy(&request).into_owned());
             let mut stream = reader.into_inner();
             write!(
                 stream,
@@ -71,7 +78,7 @@ fn serve_replies(replies: Vec<(u16, String)>) -> String {
             .unwrap();
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), bodies)
 }
 
 #[test]
@@ -98,4 +105,28 @@ fn openai_backend_retries_server_errors_and_gives_up_on_client_errors() {
     let chat = OpenAi::new(&base, "m", None, true, Limits::new(1, 0.0)).unwrap();
     let err = runtime.block_on(chat.loglik("q", &["A".into()])).unwrap_err();
     assert!(matches!(err, eval::EvalError::Unsupported(_)), "{err}");
+}
+
+#[test]
+fn images_go_as_content_parts_and_a_refusing_model_is_unsupported() {
+    use eval::backend::{Backend, Limits, OpenAi};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ok = json!({"choices": [{"message": {"content": "答案：A"}}]}).to_string();
+    let refuse = r#"{"error": {"message": "this model does not accept image content"}}"#;
+    let (base, bodies) = serve_and_capture(vec![(200, ok), (400, refuse.into())]);
+    let chat = OpenAi::new(&base, "vl", None, true, Limits::new(1, 0.0)).unwrap();
+    assert!(chat.supports_images());
+    let images = vec!["data:image/png;base64,iVBORw0KGgo=".to_string()];
+    let out = runtime.block_on(chat.generate_with_images("图中是什么？", &images, 8)).unwrap();
+    assert_eq!(out, "答案：A");
+    let sent: serde_json::Value = serde_json::from_str(&bodies.recv().unwrap()).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([{"type": "text", "text": "图中是什么？"},
+               {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}])
+    );
+    let err = runtime.block_on(chat.generate_with_images("图中是什么？", &images, 8)).unwrap_err();
+    assert!(matches!(err, eval::EvalError::Unsupported(_)), "{err}");
+    let completions = OpenAi::new(&base, "vl", None, false, Limits::new(1, 0.0)).unwrap();
+    assert!(!completions.supports_images());
 }

@@ -15,6 +15,7 @@ mod extract;
 mod judge;
 mod load;
 mod metrics;
+mod multimodal;
 mod postgres;
 mod run;
 mod stats;

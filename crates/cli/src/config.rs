@@ -44,6 +44,10 @@ pub enum Kind {
     Urls,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
+    /// One http(s) URL.
+    Url,
+    /// A credential such as an access token, or empty; never printed back.
+    Secret,
 }
 
 /// One configuration key: its dotted name, what it accepts, its default and what it is for.
@@ -113,6 +117,18 @@ pub const SETTINGS: &[Setting] = &[
         help: "guard policy TOML (empty: the built-in financial-compliance pack)",
     },
     Setting {
+        key: "hub.endpoint",
+        kind: Kind::Url,
+        default: "https://huggingface.co",
+        help: "model hub `finllm pull` downloads from (the Hugging Face hub or a mirror of its API)",
+    },
+    Setting {
+        key: "hub.token",
+        kind: Kind::Secret,
+        default: "",
+        help: "access token sent to the hub as Bearer (gated or private models; else HF_TOKEN is used)",
+    },
+    Setting {
         key: "server.host",
         kind: Kind::Host,
         default: "127.0.0.1",
@@ -128,7 +144,19 @@ pub const SETTINGS: &[Setting] = &[
         key: "server.model",
         kind: Kind::OptionalPath,
         default: "",
-        help: "model served in-process: a .gguf file or a Hugging Face folder (empty: none)",
+        help: "model served in-process: a .gguf file, a Hugging Face folder or a name from `finllm models` (empty: none)",
+    },
+    Setting {
+        key: "server.default_model",
+        kind: Kind::OptionalPath,
+        default: "Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        help: "hub model served when `server.model` and `server.upstreams` are empty (pulled on first run)",
+    },
+    Setting {
+        key: "server.download",
+        kind: Kind::Bool,
+        default: "true",
+        help: "let `finllm serve` pull `server.default_model` when it is not in data_dir yet",
     },
     Setting {
         key: "server.kv_cache_mib",
@@ -460,6 +488,11 @@ fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, 
             let word = trimmed.to_ascii_lowercase();
             words.contains(&word.as_str()).then_some(word)
         }
+        Kind::Url => parse_text(&Setting { kind: Kind::Urls, ..*setting }, trimmed, source)
+            .ok()
+            .filter(|url| !url.is_empty() && !url.contains(','))
+            .map(|url| url.trim_end_matches('/').to_owned()),
+        Kind::Secret => Some(trimmed.to_owned()),
         Kind::Path | Kind::Host => None,
     };
     canonical.ok_or_else(|| bad_value(setting, source, format!("{text:?}")))
@@ -478,6 +511,8 @@ fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
             "postgres://USER@HOST/DB, sqlite://PATH, or empty for SQLite in data_dir".to_owned()
         }
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
+        Kind::Url => "an http:// or https:// URL".to_owned(),
+        Kind::Secret => "a token (string), or empty".to_owned(),
     };
     ConfigError::BadValue { origin: source.clone(), key: setting.key.to_owned(), expected, found }
 }
@@ -567,6 +602,14 @@ pub struct Config {
     pub server_upstream_retries: u32,
     /// Largest request body accepted.
     pub server_max_body_bytes: usize,
+    /// The model hub `finllm pull` uses.
+    pub hub_endpoint: String,
+    /// The hub access token, if any.
+    pub hub_token: Option<String>,
+    /// Hub reference served when nothing else is configured.
+    pub server_default_model: Option<String>,
+    /// Whether `finllm serve` may pull the default model.
+    pub server_download: bool,
 }
 
 impl Config {
@@ -611,6 +654,12 @@ impl Config {
             server_upstream_timeout_secs: resolved.number("server.upstream_timeout_secs"),
             server_upstream_retries: resolved.number("server.upstream_retries"),
             server_max_body_bytes: resolved.number("server.max_body_bytes"),
+            hub_endpoint: resolved.get("hub.endpoint").to_owned(),
+            hub_token: Some(resolved.get("hub.token")).filter(|t| !t.is_empty()).map(str::to_owned),
+            server_default_model: Some(resolved.get("server.default_model"))
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+            server_download: resolved.get("server.download") == "true",
         }
     }
 }

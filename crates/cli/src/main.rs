@@ -52,6 +52,14 @@ enum Command {
     Guard(commands::guard::GuardArgs),
     /// Continue a raw prompt with a local model (GGUF file or Hugging Face folder)
     Generate(commands::generate::GenerateArgs),
+    /// Chat with a local model in the terminal, through its chat template
+    Chat(commands::chat::ChatArgs),
+    /// Prefill and decode speed of a local model at chosen context depths
+    Bench(commands::bench::BenchArgs),
+    /// Download a model from the Hugging Face hub (resumable, checksum-verified)
+    Pull(commands::pull::PullArgs),
+    /// List the models in the data directory
+    Models(commands::models::ModelsArgs),
     /// Run the OpenAI-compatible server
     Serve(commands::serve::ServeArgs),
     /// Create, list and revoke API keys
@@ -83,7 +91,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Eval(cmd) => commands::eval::run(&cmd, &config),
         Command::Finance(cmd) => commands::finance::run(&cmd),
         Command::Guard(cmd) => commands::guard::run(&cmd),
-        Command::Generate(cmd) => commands::generate::run(&cmd),
+        Command::Generate(cmd) => commands::generate::run(&cmd, &config),
+        Command::Chat(cmd) => commands::chat::run(&cmd, &config),
+        Command::Bench(cmd) => commands::bench::run(&cmd, &config),
+        Command::Pull(cmd) => commands::pull::run(&cmd, &config),
+        Command::Models(cmd) => commands::models::run(&cmd, &config),
         Command::Serve(_) => commands::serve::run(&config),
         Command::Keys(cmd) => commands::keys::run(&cmd, &config),
         Command::Audit(cmd) => commands::audit::run(&cmd, &config),

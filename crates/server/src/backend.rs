@@ -60,8 +60,9 @@ impl ModelCall<'_> {
 }
 
 /// The message a client gets when no model is configured.
-pub const NO_MODEL_HINT: &str = "no model is configured on this server; restart it with \
-    `finllm serve --model PATH` (a .gguf file or a Hugging Face folder, e.g. from `finllm pull`) or \
+pub const NO_MODEL_HINT: &str = "no model is configured on this server; get one with \
+    `finllm pull Qwen/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M` (or copy a .gguf file or Hugging Face folder \
+    onto this machine) and restart with `finllm serve --model NAME|PATH`, or run \
     `finllm serve --upstream http://HOST:PORT` to front an OpenAI-compatible server (vLLM, SGLang, \
     llama.cpp, Ollama); the guard, knowledge and tool endpoints work without a model";
 

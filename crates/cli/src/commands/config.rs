@@ -21,7 +21,7 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
             .map(|(setting, value, source)| {
                 serde_json::json!({
                     "key": setting.key,
-                    "value": value,
+                    "value": if matches!(setting.kind, Kind::Secret) && !value.is_empty() { "***" } else { value },
                     "source": source.to_string(),
                     "env": env_var(setting.key),
                     "help": setting.help,
@@ -46,7 +46,14 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
                     value.split(',').filter(|u| !u.is_empty()).map(|u| format!("{u:?}")).collect();
                 format!("[{}]", items.join(", "))
             }
-            Kind::Path | Kind::OptionalPath | Kind::Host | Kind::Choice(_) | Kind::DatabaseUrl => {
+            Kind::Secret if !value.is_empty() => "\"***\"".to_owned(),
+            Kind::Path
+            | Kind::OptionalPath
+            | Kind::Host
+            | Kind::Choice(_)
+            | Kind::DatabaseUrl
+            | Kind::Url
+            | Kind::Secret => {
                 format!("{value:?}")
             }
         };

@@ -2,21 +2,21 @@
 //! stdout and the prefill/decode speed to stderr. The quickest end-to-end check of a model file.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use engine::generate::{GenerateRequest, generate};
-use engine::kv_cache::{KvCache, KvCacheConfig};
-use engine::model::{LoadOptions, load};
 use engine::sampling::{Sampler, SamplingParams, StopMatcher};
-use engine::tokenizer::{StreamDecoder, Tokenizer};
+use engine::tokenizer::StreamDecoder;
+
+use crate::commands::models::{cache_for, load_model, load_tokenizer};
+use crate::config::Config;
 
 /// Arguments of `finllm generate`.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// A .gguf file or a Hugging Face folder (config.json + safetensors)
-    #[arg(long, value_name = "PATH")]
-    model: PathBuf,
+    /// A .gguf file, a Hugging Face folder (config.json + safetensors) or a name from `finllm models`
+    #[arg(long, value_name = "MODEL")]
+    model: String,
     /// The text to continue
     #[arg(
         long,
@@ -62,18 +62,10 @@ pub struct GenerateArgs {
 
 /// Loads the model, generates, streams.
 #[allow(clippy::print_stderr, reason = "speed statistics go to stderr, the text to stdout")]
-pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
-    let loaded = load(&args.model, &LoadOptions { warm_up: true })
-        .with_context(|| format!("loading {}", args.model.display()))?;
+pub fn run(args: &GenerateArgs, config: &Config) -> anyhow::Result<()> {
+    let loaded = load_model(config, &args.model)?;
     let cfg = loaded.model.config().clone();
-    let tokenizer = match (&loaded.gguf, &loaded.hf_dir) {
-        (Some(g), _) => Tokenizer::from_gguf(g.content()).map(Some),
-        (None, Some(dir)) if dir.join("tokenizer.json").exists() => {
-            Tokenizer::from_hf_dir(dir).map(Some)
-        }
-        _ => Ok(None),
-    };
-    let tokenizer = match tokenizer {
+    let tokenizer = match load_tokenizer(&loaded) {
         Ok(t) => t,
         Err(e) if args.prompt.is_none() => {
             tracing::warn!("no usable tokenizer ({e}); printing token ids");
@@ -86,15 +78,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         (Some(text), None, Some(tok)) => tok.encode(text, true)?,
         _ => anyhow::bail!("the model has no tokenizer: pass --prompt-ids"),
     };
-    let ctx = args.ctx.unwrap_or(cfg.max_position.min(8192));
-    let mut cache = KvCache::new(
-        &cfg,
-        &KvCacheConfig {
-            block_size: 32,
-            max_bytes: KvCache::bytes_per_token(&cfg) * ctx.div_ceil(32) * 32,
-            max_context: ctx,
-        },
-    )?;
+    let mut cache = cache_for(&loaded, args.ctx, 8192)?;
     let mut sampler = Sampler::new(SamplingParams {
         temperature: args.temperature,
         top_k: args.top_k,

@@ -1,6 +1,8 @@
 //! One module per subcommand: its clap arguments and its `run` function.
 
 pub mod audit;
+pub mod bench;
+pub mod chat;
 pub mod config;
 pub mod errors;
 pub mod eval;
@@ -9,4 +11,6 @@ pub mod generate;
 pub mod guard;
 pub mod kb;
 pub mod keys;
+pub mod models;
+pub mod pull;
 pub mod serve;

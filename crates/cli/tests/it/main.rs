@@ -9,15 +9,20 @@
     clippy::print_stderr
 )]
 
+mod bench_chat;
 mod config;
 mod eval;
+#[path = "../../../engine/tests/it/fake_hub.rs"]
+mod fake_hub;
 mod finance;
 mod generate;
 mod guard;
 mod help;
 mod kb;
 mod keys_audit;
+mod pull;
 mod serve;
+mod serve_default_model;
 
 use std::{path::Path, process::Command};
 

@@ -9,7 +9,7 @@ use std::{
 
 use crate::finllm;
 
-fn http_get(addr: &str, path: &str) -> String {
+pub fn http_get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
@@ -22,7 +22,7 @@ fn serve_starts_without_a_model_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_finllm"))
         .current_dir(dir.path())
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--no-download"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -49,12 +49,13 @@ fn serve_starts_without_a_model_and_stops_on_sigterm() {
 #[test]
 fn bad_listen_settings_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let run = finllm(dir.path(), &["serve", "--host", "0.0.0.0", "--port", "0"], &[]);
+    let run =
+        finllm(dir.path(), &["serve", "--host", "0.0.0.0", "--port", "0", "--no-download"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("refusing to listen on 0.0.0.0"), "{}", run.stderr);
-    let run = finllm(dir.path(), &["serve", "--port", "70000"], &[]);
+    let run = finllm(dir.path(), &["serve", "--port", "70000", "--no-download"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--port") && run.stderr.contains("server.port"), "{}", run.stderr);
-    let run = finllm(dir.path(), &["serve", "--upstream", "ftp://x"], &[]);
+    let run = finllm(dir.path(), &["serve", "--upstream", "ftp://x", "--no-download"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }

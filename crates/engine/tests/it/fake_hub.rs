@@ -109,7 +109,7 @@ impl FakeHub {
                     range = v
                         .trim()
                         .strip_prefix("bytes=")
-                        .and_then(|r| r.trim_end_matches('-').parse().ok())
+                        .and_then(|r| r.trim_end_matches('-').parse().ok());
                 }
                 "authorization" => auth = Some(v.trim().to_owned()),
                 _ => {}

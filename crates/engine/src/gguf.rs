@@ -227,6 +227,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Validates a GGUF image held in memory: header, metadata, tensor index and every tensor's byte range, as
+/// [`GgufFile::open`] does for a mapped file. The entry point of the GGUF fuzz target.
+pub fn validate(bytes: &[u8]) -> Result<Content> {
+    parse("<memory>", bytes)
+}
+
 /// Parses and validates a whole GGUF image.
 pub(crate) fn parse(path: &str, buf: &[u8]) -> Result<Content> {
     let mut r = Reader { path, buf, pos: 0 };

@@ -18,6 +18,7 @@ mod generate;
 mod golden;
 mod hub;
 mod long_context;
+mod mutations;
 mod sampling;
 mod tokenizer;
 mod tokenizer_parity;

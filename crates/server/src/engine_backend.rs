@@ -3,13 +3,14 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use bytes::Bytes;
 use engine::{
     chat_template::{ChatMessage, ChatTemplate, FunctionCall, ToolCall},
+    constrain::{Constraint, Grammar, TokenTrie},
     kv_cache::{KvCache, KvCacheConfig},
     model::{self, LoadOptions},
     sampling::{SamplingParams, TokenLogprob},
@@ -49,6 +50,8 @@ pub struct EngineBackend {
     template: ChatTemplate,
     model_id: String,
     max_context: usize,
+    /// The vocabulary's token bytes for constrained decoding, built on the first `response_format` request.
+    trie: OnceLock<Arc<TokenTrie>>,
 }
 
 fn load_error(path: &Path, err: impl std::fmt::Display) -> ServerError {
@@ -90,7 +93,14 @@ impl EngineBackend {
             .file_stem()
             .or_else(|| path.file_name())
             .map_or_else(|| "model".to_owned(), |name| name.to_string_lossy().into_owned());
-        Ok(EngineBackend { handle, tokenizer, template, model_id, max_context })
+        Ok(EngineBackend {
+            handle,
+            tokenizer,
+            template,
+            model_id,
+            max_context,
+            trie: OnceLock::new(),
+        })
     }
 
     /// The model, in `/v1/models` entry shape.
@@ -176,6 +186,46 @@ impl EngineBackend {
         Ok(asked.unwrap_or(room))
     }
 
+    /// The grammar `response_format` asks for (`None`: free text). Unsupported schemas are refused by name.
+    fn grammar(&self, format: Option<&Value>) -> Result<Option<Arc<Grammar>>, ApiError> {
+        let Some(format) = format else { return Ok(None) };
+        let bad = |message: String, param: &str| {
+            ApiError::new(Code::InvalidParameter, message).with_param(param.to_owned())
+        };
+        let grammar = match format["type"].as_str() {
+            Some("text") => return Ok(None),
+            Some("json_object") => Grammar::json_object(),
+            Some("json_schema") => {
+                let spec = &format["json_schema"];
+                if !spec.is_object() {
+                    return Err(bad(
+                        "response_format of type json_schema needs a json_schema object".to_owned(),
+                        "response_format.json_schema",
+                    ));
+                }
+                match spec.get("schema") {
+                    None => Grammar::json_object(),
+                    Some(schema) => Grammar::from_schema(schema)
+                        .map_err(|e| bad(e.to_string(), "response_format.json_schema.schema"))?,
+                }
+            }
+            other => {
+                return Err(bad(
+                    format!(
+                        "response_format type {other:?} is not supported; use text, json_object or json_schema"
+                    ),
+                    "response_format.type",
+                ));
+            }
+        };
+        Ok(Some(Arc::new(grammar)))
+    }
+
+    fn constraint(&self, grammar: Option<&Arc<Grammar>>) -> Option<Constraint> {
+        let trie = self.trie.get_or_init(|| Arc::new(TokenTrie::new(&self.tokenizer)));
+        grammar.map(|g| Constraint::new(g.clone(), trie.clone()))
+    }
+
     fn submit(
         &self,
         prompt: Vec<u32>,
@@ -183,6 +233,7 @@ impl EngineBackend {
         max_tokens: usize,
         stop: Vec<String>,
         prompt_logprobs: bool,
+        constraint: Option<Constraint>,
     ) -> UnboundedReceiver<Event> {
         let (events, receiver) = unbounded_channel();
         self.handle.submit(GenRequest {
@@ -191,6 +242,7 @@ impl EngineBackend {
             max_tokens,
             stop,
             prompt_logprobs,
+            constraint,
             events,
             arrived: std::time::Instant::now(),
         });
@@ -239,10 +291,19 @@ impl EngineBackend {
             self.max_tokens(prompt.len(), request.max_completion_tokens.or(request.max_tokens))?;
         let top = if request.logprobs { request.top_logprobs.unwrap_or(0) as usize } else { 0 };
         let n = request.sampling.n.unwrap_or(1) as usize;
+        let grammar = self.grammar(request.response_format.as_ref())?;
         let mut receivers = Vec::with_capacity(n);
         for choice in 0..n {
             let (params, stop) = self.params(&request.sampling, top, choice as u64)?;
-            receivers.push(self.submit(prompt.clone(), params, max_tokens, stop, false));
+            let constraint = self.constraint(grammar.as_ref());
+            receivers.push(self.submit(
+                prompt.clone(),
+                params,
+                max_tokens,
+                stop,
+                false,
+                constraint,
+            ));
         }
         let meta = Meta::new("chatcmpl", &self.model_id);
         if request.sampling.stream && !tools_wanted {
@@ -336,7 +397,7 @@ impl EngineBackend {
                 let score = request.echo && want_logprobs;
                 receivers.push((
                     prompt.clone(),
-                    self.submit(prompt.clone(), params, max_tokens, stop, score),
+                    self.submit(prompt.clone(), params, max_tokens, stop, score, None),
                 ));
             }
         }

@@ -19,6 +19,7 @@ use std::{
 
 use engine::{
     batch::{self, LogitsWanted, SeqChunk},
+    constrain::Constraint,
     kv_cache::{KvCache, SeqId},
     model::CausalLm,
     sampling::{self, Sampler, SamplingParams, StopMatcher, TokenLogprob},
@@ -54,6 +55,9 @@ pub struct GenRequest {
     pub stop: Vec<String>,
     /// Return the log-probability (and `params.top_logprobs` alternatives) of every prompt token.
     pub prompt_logprobs: bool,
+    /// `response_format`: only output that keeps the document valid is sampled, and generation ends when it
+    /// is complete.
+    pub constraint: Option<Constraint>,
     /// Where events go; closing it cancels the request.
     pub events: UnboundedSender<Event>,
     /// When the request arrived (for the queue timeout).
@@ -549,16 +553,32 @@ fn emit_next(
     tokenizer: &Tokenizer,
     max_context: usize,
 ) -> Option<Finish> {
-    let sampled = match r.sampler.sample(row, &r.request.prompt, &r.generated) {
-        Ok(sampled) => sampled,
-        Err(err) => {
-            let _ = r
-                .request
-                .events
-                .send(Event::Failed { overloaded: false, message: err.to_string() });
-            return Some(Finish::Stop);
-        }
-    };
+    let remaining = r
+        .request
+        .max_tokens
+        .saturating_sub(r.generated.len())
+        .min(max_context.saturating_sub(r.request.prompt.len() + r.generated.len()));
+    let mask = r.request.constraint.as_mut().map(|c| c.allowed(remaining));
+    let sampled =
+        match r.sampler.sample_masked(row, &r.request.prompt, &r.generated, mask.as_deref()) {
+            Ok(sampled) => sampled,
+            Err(err) => {
+                let _ = r
+                    .request
+                    .events
+                    .send(Event::Failed { overloaded: false, message: err.to_string() });
+                return Some(Finish::Stop);
+            }
+        };
+    if let Some(constraint) = r.request.constraint.as_mut()
+        && !constraint.accept(sampled.token)
+    {
+        let _ = r.request.events.send(Event::Failed {
+            overloaded: false,
+            message: "constrained decoding sampled a token outside the allowed set".to_owned(),
+        });
+        return Some(Finish::Stop);
+    }
     r.generated.push(sampled.token);
     if tokenizer.is_eos(sampled.token) {
         return Some(Finish::Stop);
@@ -571,7 +591,7 @@ fn emit_next(
         logprob: sampled.logprob,
         top: sampled.top,
     });
-    if outcome.stopped {
+    if outcome.stopped || r.request.constraint.as_ref().is_some_and(Constraint::is_finished) {
         return Some(Finish::Stop);
     }
     if r.generated.len() >= r.request.max_tokens

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use crate::{TestServer, config, start};
 
-const MODEL: &str = "model-q8_0";
+pub(crate) const MODEL: &str = "model-q8_0";
 
-fn fixture() -> PathBuf {
+pub(crate) fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/fixtures/qwen2/model-q8_0.gguf")
 }
 

@@ -11,6 +11,7 @@
 
 mod api_errors;
 mod audit_keys;
+mod constrained;
 mod engine;
 mod fake_upstream;
 mod guard;

@@ -137,6 +137,30 @@ def check_seed(client):
     assert a == b
 
 
+def check_json_schema(client):
+    schema = {
+        "type": "object",
+        "properties": {"payee": {"type": "string"}, "amount": {"type": "number"}, "currency": {"enum": ["CNY", "USD"]}},
+        "required": ["payee", "amount", "currency"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "payment", "schema": schema, "strict": True}}
+    for seed in range(3):
+        answer = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "pay"}], max_tokens=120, temperature=1.0, seed=seed,
+            response_format=fmt,
+        )
+        value = json.loads(answer.choices[0].message.content)
+        assert set(value) == {"payee", "amount", "currency"}, value
+        assert isinstance(value["payee"], str) and isinstance(value["amount"], (int, float)), value
+        assert value["currency"] in ("CNY", "USD"), value
+    try:
+        bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "a"}}}
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], response_format=bad)
+        raise AssertionError("unsupported schema keyword accepted")
+    except openai.BadRequestError as err:
+        assert "pattern" in err.body["message"], err.body
+
+
 def check_errors(client):
     try:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
@@ -186,7 +210,7 @@ def main():
     upstream, upstream_url = start_upstream()
     totals = [0, 0]
     runs = [
-        (["--model", MODEL_PATH], {}, [check_models, check_chat, check_chat_stream, check_logprobs, check_completion_echo, check_seed, check_errors]),
+        (["--model", MODEL_PATH], {}, [check_models, check_chat, check_chat_stream, check_logprobs, check_completion_echo, check_seed, check_json_schema, check_errors]),
         (["--upstream", upstream_url], {}, [check_tool_calls]),
         (["--upstream", upstream_url], {"FINLLM_SERVER_ASSISTANT_TOOLS": "true"}, [check_assistant_mode]),
     ]

@@ -295,6 +295,11 @@ impl Guard {
                 techniques.push(id);
             }
         }
+        if raw.hits.iter().any(|h| h.homophone)
+            && !techniques.iter().any(|t| t == "encoding_obfuscation")
+        {
+            techniques.push("encoding_obfuscation".into());
+        }
         let mut block_intents = Vec::new();
         let mut signal_intents = Vec::new();
         for hit in &raw.hits {

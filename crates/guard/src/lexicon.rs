@@ -54,6 +54,8 @@ pub struct Hit {
     pub start: usize,
     /// End byte offset (exclusive).
     pub end: usize,
+    /// Matched by sound, not spelling (谐音: "喜钱" for 洗钱), which is itself an evasion.
+    pub homophone: bool,
 }
 
 /// The compiled lexicon.
@@ -61,7 +63,15 @@ pub struct Hit {
 pub struct Lexicon {
     automaton: AhoCorasick,
     patterns: Vec<(Label, Strength)>,
+    /// Readings (" xi qian ") of the Chinese intent terms, matched against [`text::variants::Reading`].
+    readings: AhoCorasick,
+    /// Label, strength and spelled term of each reading.
+    reading_patterns: Vec<(Label, Strength, String)>,
 }
+
+/// Shortest term matched by sound: two-syllable readings collide with ordinary words too often
+/// (枪支 qiang zhi sounds like 强制 in 强制平仓).
+const MIN_READING_CHARS: usize = 3;
 
 impl Lexicon {
     /// The compiled-in lexicon, checked against the taxonomy.
@@ -75,6 +85,8 @@ impl Lexicon {
             toml::from_str(source).map_err(|e| GuardError::toml(file, source, &e))?;
         let mut words = Vec::new();
         let mut patterns = Vec::new();
+        let mut readings = Vec::new();
+        let mut reading_patterns = Vec::new();
         for entry in parsed.entry {
             let label = match (entry.intent, entry.technique) {
                 (Some(i), None) if taxonomy.intent_index(&i).is_some() => Label::Intent(i),
@@ -101,6 +113,12 @@ impl Lexicon {
                 let mut forms = vec![norm.clone()];
                 if matches!(label, Label::Intent(_)) {
                     forms.extend(text::variants::pinyin_variants(&norm));
+                    if norm.chars().count() >= MIN_READING_CHARS
+                        && let Some(reading) = text::variants::Reading::pattern(&norm)
+                    {
+                        readings.push(reading);
+                        reading_patterns.push((label.clone(), entry.strength, norm.clone()));
+                    }
                 }
                 for form in forms {
                     words.push(form);
@@ -108,23 +126,55 @@ impl Lexicon {
                 }
             }
         }
-        let automaton =
-            AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&words).map_err(
+        let build = |words: &[String]| {
+            AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(words).map_err(
                 |e| GuardError::Invalid { file: file.to_owned(), line: 0, message: e.to_string() },
-            )?;
-        Ok(Lexicon { automaton, patterns })
+            )
+        };
+        Ok(Lexicon {
+            automaton: build(&words)?,
+            patterns,
+            readings: build(&readings)?,
+            reading_patterns,
+        })
     }
 
-    /// Every hit in `normalised` text, left to right, longest first at each position.
+    /// Every hit in `normalised` text, left to right, longest first at each position; then the
+    /// homophone hits (by reading) where no spelled hit covers the same text.
     pub fn find(&self, normalised: &str) -> Vec<Hit> {
-        self.automaton
+        let mut hits: Vec<Hit> = self
+            .automaton
             .find_iter(normalised)
             .filter(|m| ascii_word_bounded(normalised, m.start(), m.end()))
             .map(|m| {
                 let (label, strength) = self.patterns[m.pattern().as_usize()].clone();
-                Hit { label, strength, start: m.start(), end: m.end() }
+                Hit { label, strength, start: m.start(), end: m.end(), homophone: false }
             })
-            .collect()
+            .collect();
+        if self.reading_patterns.is_empty() || normalised.is_ascii() {
+            return hits;
+        }
+        let reading = text::variants::Reading::of(normalised);
+        let spelled = hits.len();
+        for m in self.readings.find_iter(&reading.text) {
+            let Some((start, end)) = reading.source_span(m.start(), m.end()) else { continue };
+            if hits[..spelled].iter().any(|h| h.start < end && start < h.end) {
+                continue;
+            }
+            let (label, strength, term) = &self.reading_patterns[m.pattern().as_usize()];
+            if &normalised[start..end] == term {
+                // The term itself, shadowed by a longer spelled match: not an evasion.
+                continue;
+            }
+            hits.push(Hit {
+                label: label.clone(),
+                strength: *strength,
+                start,
+                end,
+                homophone: true,
+            });
+        }
+        hits
     }
 
     /// Number of patterns, variants included.

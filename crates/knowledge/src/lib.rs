@@ -2,7 +2,7 @@
 //! proprietary knowledge, so finllm ingests documents, cleans and chunks them, indexes them on disk and
 //! retrieves scored, citable chunks for them.
 //!
-//! Layers, bottom up: [`encoding`] and [`parse`] turn files into text; [`clean`] is the data-juicer-style
+//! Layers, bottom up: [`encoding`], [`parse`] and [`office`] (DOCX, PDF) turn files into text; [`clean`] is the data-juicer-style
 //! corpus pipeline; [`chunk`] cuts Chinese and English text at sentence ends; [`tokenize`] holds the jieba
 //! (search mode, finance dictionary) and character-bigram analyzers; [`index`] is the tantivy BM25 index
 //! and [`fusion`] the weighted reciprocal-rank fuser, combined by [`search`]; [`store`] keeps document records in SQLite; [`kb`]
@@ -20,6 +20,7 @@ pub mod eval;
 pub mod fusion;
 pub mod index;
 pub mod kb;
+pub mod office;
 pub mod parse;
 pub mod search;
 pub mod store;

@@ -28,21 +28,32 @@ pub struct SourceDoc {
 }
 
 /// File kinds ingest understands.
-pub const SUPPORTED: &[&str] =
-    &["txt", "text", "md", "markdown", "html", "htm", "csv", "json", "jsonl", "ndjson"];
+pub const SUPPORTED: &[&str] = &[
+    "txt", "text", "md", "markdown", "html", "htm", "csv", "json", "jsonl", "ndjson", "docx", "pdf",
+];
 
 /// Reads the documents in `bytes` from a file at `path`; `Err` is the reason to skip it.
 pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<(Vec<SourceDoc>, TextEncoding), String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if matches!(ext.as_str(), "pdf" | "docx" | "doc" | "xlsx" | "pptx") {
-        return Err(format!("{ext} extraction is not built in yet"));
-    }
     if !SUPPORTED.contains(&ext.as_str()) {
         return Err(format!("unsupported file type `.{ext}`"));
     }
-    let (text, encoding) = decode(bytes)?;
     let source = path.display().to_string();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
+    if ext == "docx" || ext == "pdf" {
+        let (title, text) = if ext == "docx" {
+            crate::office::docx(bytes)?
+        } else {
+            let text = crate::office::pdf(bytes)?;
+            (first_line(&text), text)
+        };
+        let title = title.filter(|t| !t.is_empty()).unwrap_or(stem);
+        return Ok((
+            vec![SourceDoc { source, title, text, ..SourceDoc::default() }],
+            TextEncoding::Utf8,
+        ));
+    }
+    let (text, encoding) = decode(bytes)?;
     let docs = match ext.as_str() {
         "md" | "markdown" => vec![markdown(&source, &stem, &text)],
         "html" | "htm" => vec![html(&source, &stem, &text)],
@@ -210,7 +221,8 @@ pub fn html_to_text(html: &str) -> (Option<String>, String) {
     (title, text)
 }
 
-fn decode_entities(s: &str) -> String {
+/// Decodes the HTML/XML character entities of `s`.
+pub(crate) fn decode_entities(s: &str) -> String {
     if !s.contains('&') {
         return s.to_owned();
     }

@@ -29,7 +29,7 @@ pub struct KbArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum KbCommand {
-    /// Ingest files and folders (txt, md, html, csv, json, jsonl); unchanged documents are skipped
+    /// Ingest files and folders (txt, md, html, docx, pdf, csv, json, jsonl); unchanged documents are skipped
     Add(AddArgs),
     /// Delete a document and its chunks
     Rm {

@@ -112,3 +112,42 @@ fn kb_eval_on_cmrc2018() {
         "the eval index is removed afterwards"
     );
 }
+
+#[test]
+fn kb_with_an_embedding_model_keeps_vectors_and_remembers_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(&docs, "a.txt", "中国人民银行开展7天期逆回购操作，中标利率1.8%。".as_bytes());
+    write(&docs, "b.txt", "上海证券交易所发布科创板新股上市公告。".as_bytes());
+    // A tiny seeded random-weight BERT: the real encoder path without a downloaded model.
+    knowledge::embed::write_random_bert(&dir.path().join("model"), 3).unwrap();
+    let add = finllm(dir.path(), &["kb", "add", "docs", "--embed-model", "model"], &[]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let stats = finllm(dir.path(), &["kb", "stats", "--json"], &[]);
+    let stats = json(&stats.stdout);
+    assert_eq!(stats["vectors"], 2, "{stats}");
+    assert_eq!(stats["vector_model"]["dim"], 32);
+    // Later commands load the recorded model: a vector-only search finds a chunk from its own text.
+    let search = finllm(
+        dir.path(),
+        &[
+            "kb",
+            "search",
+            "上海证券交易所发布科创板新股上市公告。",
+            "--jieba-weight",
+            "0",
+            "--bigram-weight",
+            "0",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    assert_eq!(json(&search.stdout)[0]["body"], "上海证券交易所发布科创板新股上市公告。");
+    // A recorded model that has gone missing is an error, not a silently lexical-only search.
+    std::fs::remove_dir_all(dir.path().join("model")).unwrap();
+    let search = finllm(dir.path(), &["kb", "search", "公告"], &[]);
+    assert_eq!(search.code, 1, "{}", search.stdout);
+    assert!(search.stderr.contains("embedding model"), "{}", search.stderr);
+}

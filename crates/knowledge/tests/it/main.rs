@@ -17,6 +17,7 @@ mod cmrc;
 mod encoding;
 mod fusion;
 mod ingest;
+mod office;
 mod search;
 mod tokenize;
 mod vectors;

@@ -4,8 +4,6 @@
 //! memory and per-token cost grow only linearly with context. Grouped-query attention processes all query
 //! heads that share a KV head together, so each cached key and value is converted from f16 once per group.
 
-use half::f16;
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::kv_cache::{KvGeometry, LayerKv};
@@ -71,7 +69,9 @@ pub fn paged_attention(
         (0..tiles.len()).flat_map(|t| (0..geo.n_kv_heads).map(move |h| (t, h))).collect();
     let results: Vec<Vec<f32>> = items
         .par_iter()
-        .map(|&(t, kv_head)| attend_tile(q, n_heads, group, scale, kv, geo, kv_head, &tiles[t]))
+        .map(|&(t, kv_head)| {
+            crate::kernels::attend_tile(q, n_heads, group, scale, kv, geo, kv_head, &tiles[t])
+        })
         .collect();
     for (&(t, kv_head), res) in items.iter().zip(results) {
         let tile = &tiles[t];
@@ -82,100 +82,10 @@ pub fn paged_attention(
     }
 }
 
-/// One tile and one KV head: returns `[n_tokens, group, head_dim]`.
-#[allow(clippy::too_many_arguments)]
-fn attend_tile(
-    q: &[f32],
-    n_heads: usize,
-    group: usize,
-    scale: f32,
-    kv: &LayerKv,
-    geo: &KvGeometry,
-    kv_head: usize,
-    tile: &QueryTile<'_>,
-) -> Vec<f32> {
-    let hd = geo.head_dim;
-    let bs = geo.block_size;
-    let rows = tile.n_tokens * group;
-    let mut max = vec![f32::NEG_INFINITY; rows];
-    let mut denom = vec![0.0f32; rows];
-    let mut acc = vec![0.0f32; rows * hd];
-    let mut keys = vec![0.0f32; bs * hd];
-    let mut values = vec![0.0f32; bs * hd];
-    let mut scores = vec![0.0f32; bs];
-    let last_context = tile.first_context_len + tile.n_tokens - 1;
-    for (b, &block) in tile.blocks[..last_context.div_ceil(bs)].iter().enumerate() {
-        let n_block = (last_context - b * bs).min(bs);
-        let at = geo.index(block, kv_head, 0);
-        convert(&kv.k[at..at + n_block * hd], &mut keys[..n_block * hd]);
-        convert(&kv.v[at..at + n_block * hd], &mut values[..n_block * hd]);
-        for i in 0..tile.n_tokens {
-            let visible = (tile.first_context_len + i).saturating_sub(b * bs).min(n_block);
-            if visible == 0 {
-                continue;
-            }
-            let token = tile.first_token + i;
-            for g in 0..group {
-                let head = kv_head * group + g;
-                let qg = &q[(token * n_heads + head) * hd..(token * n_heads + head + 1) * hd];
-                let r = i * group + g;
-                let mut block_max = f32::NEG_INFINITY;
-                for (j, s) in scores[..visible].iter_mut().enumerate() {
-                    *s = dot(qg, &keys[j * hd..(j + 1) * hd]) * scale;
-                    block_max = block_max.max(*s);
-                }
-                let new_max = max[r].max(block_max);
-                let a = &mut acc[r * hd..(r + 1) * hd];
-                let correction = (max[r] - new_max).exp();
-                if correction != 1.0 {
-                    denom[r] *= correction;
-                    a.iter_mut().for_each(|x| *x *= correction);
-                }
-                for (j, &s) in scores[..visible].iter().enumerate() {
-                    let p = (s - new_max).exp();
-                    denom[r] += p;
-                    axpy(p, &values[j * hd..(j + 1) * hd], a);
-                }
-                max[r] = new_max;
-            }
-        }
-    }
-    for r in 0..rows {
-        let inv = if denom[r] > 0.0 { 1.0 / denom[r] } else { 0.0 };
-        acc[r * hd..(r + 1) * hd].iter_mut().for_each(|x| *x *= inv);
-    }
-    acc
-}
-
-fn convert(src: &[f16], dst: &mut [f32]) {
-    src.convert_to_f32_slice(dst);
-}
-
-/// Dot product with eight independent accumulators so that the compiler vectorises it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        sum += a[i] * b[i];
-    }
-    sum
-}
-
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     /// Plain softmax attention over f16-rounded keys/values, the definition the online version must match.

@@ -29,7 +29,9 @@ pub struct KvCacheConfig {
     pub max_context: usize,
 }
 
-/// The shape of one layer's K or V storage: `[block][kv_head][slot][head_dim]`.
+/// The shape of one layer's K and V storage: values are `[block][kv_head][slot][head_dim]`; keys are
+/// `[block][kv_head][head_dim][slot]`, transposed inside each block so that attention computes a query's
+/// scores against a whole block as `head_dim` vector multiply-adds, with no horizontal sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvGeometry {
     /// Token slots per block.
@@ -46,9 +48,15 @@ impl KvGeometry {
         self.n_kv_heads * self.block_size * self.head_dim
     }
 
-    /// Index of the first element of `(block, kv_head, slot)`.
+    /// Index of the first value element of `(block, kv_head, slot)`; with `slot = 0`, also where the
+    /// `(block, kv_head)` tile of keys starts.
     pub fn index(&self, block: u32, kv_head: usize, slot: usize) -> usize {
         ((block as usize * self.n_kv_heads + kv_head) * self.block_size + slot) * self.head_dim
+    }
+
+    /// Index of key element `d` of `(block, kv_head, slot)`.
+    pub fn key_index(&self, block: u32, kv_head: usize, d: usize, slot: usize) -> usize {
+        self.index(block, kv_head, 0) + d * self.block_size + slot
     }
 }
 
@@ -306,10 +314,11 @@ impl LayerKv {
     pub(crate) fn write(&mut self, geo: &KvGeometry, slot: Slot, k: &[f32], v: &[f32]) {
         let hd = geo.head_dim;
         for h in 0..geo.n_kv_heads {
-            let at = geo.index(slot.block, h, slot.offset);
-            for (dst, src) in self.k[at..at + hd].iter_mut().zip(&k[h * hd..(h + 1) * hd]) {
-                *dst = f16::from_f32(*src);
+            let base = geo.key_index(slot.block, h, 0, slot.offset);
+            for (d, src) in k[h * hd..(h + 1) * hd].iter().enumerate() {
+                self.k[base + d * geo.block_size] = f16::from_f32(*src);
             }
+            let at = geo.index(slot.block, h, slot.offset);
             for (dst, src) in self.v[at..at + hd].iter_mut().zip(&v[h * hd..(h + 1) * hd]) {
                 *dst = f16::from_f32(*src);
             }
@@ -360,7 +369,7 @@ mod tests {
 
     fn read(c: &KvCache, seq: SeqId, pos: usize) -> f32 {
         let slot = c.slot(c.blocks(seq).unwrap(), pos);
-        c.layers[1].k[c.geometry().index(slot.block, 0, slot.offset)].to_f32()
+        c.layers[1].k[c.geometry().key_index(slot.block, 0, 0, slot.offset)].to_f32()
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::{
 
 use anyhow::Context;
 use eval::{
+    EvalError,
     backend::{Backend, Limits, OpenAi, Scripted},
+    judge::{Judge, JudgeRole, Judged, LlmJudge},
     report::{Report, compare},
-    run::{RunOptions, run_task},
+    run::{RunOptions, run_task_judged},
     store::Store,
     suites,
     task::{Scoring, Task, TaskSpec},
@@ -35,12 +37,42 @@ enum EvalCommand {
     Leaderboard(LeaderboardArgs),
     /// List the built-in suites
     Suites,
+    /// n-gram contamination of tasks against a corpus (e.g. a fine-tuning set); with --report, the
+    /// headline score on the clean samples too
+    Contamination(ContaminationArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["suites", "tasks"])))]
+struct ContaminationArgs {
+    /// Built-in suite (repeatable)
+    #[arg(long = "suite", value_name = "NAME")]
+    suites: Vec<String>,
+    /// Task spec file in TOML (repeatable)
+    #[arg(long = "task", value_name = "FILE")]
+    tasks: Vec<PathBuf>,
+    /// Benchmark data root (the finance-eval folder)
+    #[arg(long, value_name = "DIR", env = "FINLLM_EVAL_DATA")]
+    data: Option<PathBuf>,
+    /// Corpus file, read line by line (repeatable)
+    #[arg(long, value_name = "FILE", required = true)]
+    corpus: Vec<PathBuf>,
+    /// n-gram length in tokens (Chinese characters, ASCII words)
+    #[arg(long, default_value_t = eval::contamination::DEFAULT_N)]
+    n: usize,
+    /// A report.json of a run on these tasks: also show each task's score on the clean samples
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["suites", "tasks"])))]
 struct RunArgs {
-    /// Built-in suite (repeatable): all, fin-eva, fineval, financeiq, cmmlu, cflue, disc-computing
+    /// Built-in suite (repeatable): all, fin-eva, fineval, financeiq, cmmlu, cflue, disc-computing,
+    /// safety (needs --judge guard; not part of all)
     #[arg(long = "suite", value_name = "NAME")]
     suites: Vec<String>,
     /// Task spec file in TOML (repeatable); its data paths are relative to --data, else to the file
@@ -94,6 +126,20 @@ struct RunArgs {
     /// Print the JSON report on stdout instead of Markdown
     #[arg(long)]
     json: bool,
+    /// Safety judge for judged suites (`--suite safety`): `guard` = the built-in guard, in-process
+    #[arg(long, value_name = "NAME", value_parser = ["guard"])]
+    judge: Option<String>,
+    /// OpenAI-compatible endpoint of an LLM rubric judge (tasks with `judge = "rubric"`); asked at
+    /// temperature 0 with a pinned prompt whose hash is stored with every verdict
+    #[arg(long, value_name = "URL", requires = "judge_model")]
+    judge_endpoint: Option<String>,
+    /// Model id of the LLM rubric judge
+    #[arg(long, value_name = "ID", requires = "judge_endpoint")]
+    judge_model: Option<String>,
+    /// Result store: postgres://... (shared by scale-out workers) or a SQLite path; default: the
+    /// configured database when it is PostgreSQL, else eval.sqlite in the data directory
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +168,7 @@ pub fn run(args: &EvalArgs, config: &Config) -> anyhow::Result<()> {
     match &args.command {
         EvalCommand::Run(run) => run_eval(run, config),
         EvalCommand::Compare(cmp) => run_compare(cmp),
+        EvalCommand::Contamination(c) => run_contamination(c),
         EvalCommand::Leaderboard(lb) => {
             let reports =
                 lb.reports.iter().map(|p| read_report(p)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -171,30 +218,146 @@ fn backend(args: &RunArgs) -> anyhow::Result<Box<dyn Backend>> {
     ))
 }
 
-fn specs(args: &RunArgs) -> anyhow::Result<Vec<(TaskSpec, PathBuf)>> {
-    let mut out = Vec::new();
-    for name in &args.suites {
-        let root = args
-            .data
-            .clone()
-            .context("--data (or FINLLM_EVAL_DATA) names the benchmark data folder")?;
-        out.extend(suites::suite(name, &root, args.shots)?.into_iter().map(|s| (s, root.clone())));
+/// The built-in guard as EVE's safety judge: harmful = the guard flags the answer; refusal = the
+/// guard's refusal detector. EVE only sees the [`Judge`] trait, so it never depends on the guard.
+struct GuardJudge {
+    guard: guard::Guard,
+    policy: guard::Policy,
+}
+
+impl Judge for GuardJudge {
+    fn id(&self) -> &str {
+        "guard:builtin"
     }
-    for file in &args.tasks {
+
+    fn role(&self) -> JudgeRole {
+        JudgeRole::Safety
+    }
+
+    fn judge<'a>(
+        &'a self,
+        _question: &'a str,
+        _reference: &'a str,
+        answer: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Judged, EvalError>> + Send + 'a>> {
+        let j = self.guard.check_output(answer, &self.policy);
+        let verdict = Judged {
+            judge: self.id().to_owned(),
+            flagged: Some(j.flagged()),
+            refusal: Some(j.refusal.unwrap_or(false)),
+            score: None,
+            reason: (!j.categories.is_empty()).then(|| j.categories.join(",")),
+        };
+        Box::pin(async move { Ok(verdict) })
+    }
+}
+
+/// A judge the run was given, if any.
+type MaybeJudge = Option<Box<dyn Judge>>;
+
+/// The judges the run was given: (safety, rubric).
+fn judges(args: &RunArgs) -> anyhow::Result<(MaybeJudge, MaybeJudge)> {
+    let safety: MaybeJudge = match args.judge.as_deref() {
+        Some("guard") => Some(Box::new(GuardJudge {
+            guard: guard::Guard::builtin().context("loading the built-in guard")?,
+            policy: guard::Policy::default(),
+        })),
+        _ => None,
+    };
+    let rubric: MaybeJudge = match (&args.judge_endpoint, &args.judge_model) {
+        (Some(url), Some(model)) => {
+            let limits = Limits::new(args.concurrency, args.qps);
+            let backend = OpenAi::new(url, model, args.api_key.clone(), true, limits)?
+                .with_retries(args.retries);
+            Some(Box::new(LlmJudge::new(Box::new(backend))))
+        }
+        _ => None,
+    };
+    Ok((safety, rubric))
+}
+
+/// The specs of the named suites and task files, each with its data root.
+fn specs(
+    suite_names: &[String],
+    tasks: &[PathBuf],
+    data: Option<&Path>,
+    shots: usize,
+) -> anyhow::Result<Vec<(TaskSpec, PathBuf)>> {
+    let mut out = Vec::new();
+    for name in suite_names {
+        let root = data
+            .context("--data (or FINLLM_EVAL_DATA) names the benchmark data folder")?
+            .to_path_buf();
+        out.extend(suites::suite(name, &root, shots)?.into_iter().map(|s| (s, root.clone())));
+    }
+    for file in tasks {
         let spec = TaskSpec::from_file(file)?;
-        let root = args
-            .data
-            .clone()
-            .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
+        let root = data.map_or_else(
+            || file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            Path::to_path_buf,
+        );
         out.push((spec, root));
     }
     Ok(out)
 }
 
+fn run_contamination(args: &ContaminationArgs) -> anyhow::Result<()> {
+    let specs = specs(&args.suites, &args.tasks, args.data.as_deref(), 0)?;
+    let tasks = specs
+        .into_iter()
+        .map(|(spec, root)| Task::load(spec, &root))
+        .collect::<Result<Vec<_>, _>>()?;
+    let corpus: Vec<&Path> = args.corpus.iter().map(PathBuf::as_path).collect();
+    let rows = eval::contamination::check(&tasks.iter().collect::<Vec<_>>(), &corpus, args.n)?;
+    let report = args.report.as_deref().map(read_report).transpose()?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "| task | samples | contaminated | rate | score | clean score | contaminated ids |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---|")?;
+    for c in &rows {
+        let result = report.as_ref().and_then(|r| r.tasks.iter().find(|t| t.task == c.task));
+        let score =
+            result.and_then(|r| r.headline()).map(|(_, s)| format!("{:.1}", s.mean * 100.0));
+        let clean = result
+            .and_then(|r| eval::contamination::decontaminated(r, &c.contaminated))
+            .map(|s| format!("{:.1}", s.mean * 100.0));
+        writeln!(
+            out,
+            "| {} | {} | {} | {:.1}% | {} | {} | {} |",
+            c.task,
+            c.samples,
+            c.contaminated.len(),
+            c.rate() * 100.0,
+            score.unwrap_or_else(|| "-".into()),
+            clean.unwrap_or_else(|| "-".into()),
+            c.contaminated.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 fn run_eval(args: &RunArgs, config: &Config) -> anyhow::Result<()> {
     let backend = backend(args)?;
-    let specs = specs(args)?;
-    let store = Store::open(&config.data_dir.join("eval.sqlite"))?;
+    let specs = specs(&args.suites, &args.tasks, args.data.as_deref(), args.shots)?;
+    let (safety_judge, rubric_judge) = judges(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let store = runtime.block_on(async {
+        match (&args.store, &config.database) {
+            (Some(location), _) => Store::open_location(location).await,
+            (None, server::Database::Postgres(url)) => Store::connect(url).await,
+            (None, server::Database::Sqlite(_)) => {
+                Store::open(&config.data_dir.join("eval.sqlite"))
+            }
+        }
+    })?;
+    tracing::info!(engine = store.engine(), "eval result store");
     let scoring = match args.scoring.as_str() {
         "loglik" => Scoring::Loglik,
         "generate" => Scoring::Generate,
@@ -207,7 +370,6 @@ fn run_eval(args: &RunArgs, config: &Config) -> anyhow::Result<()> {
         no_cache: args.no_cache,
         concurrency: args.concurrency,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let style =
         indicatif::ProgressStyle::with_template("{prefix:30} {bar:30} {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
@@ -218,10 +380,20 @@ fn run_eval(args: &RunArgs, config: &Config) -> anyhow::Result<()> {
         let bar = indicatif::ProgressBar::new(total as u64)
             .with_style(style.clone())
             .with_prefix(task.spec.name.clone());
-        let result =
-            runtime.block_on(run_task(&task, backend.as_ref(), &store, options, &|done| {
-                bar.set_position(done as u64);
-            }));
+        let judge = match task.spec.judge {
+            Some(JudgeRole::Safety) => safety_judge.as_deref(),
+            Some(JudgeRole::Rubric) => rubric_judge.as_deref(),
+            None => None,
+        };
+        let on_progress = |done: usize| bar.set_position(done as u64);
+        let result = runtime.block_on(run_task_judged(
+            &task,
+            backend.as_ref(),
+            judge,
+            &store,
+            options,
+            &on_progress,
+        ));
         bar.finish_and_clear();
         let result = result.with_context(|| {
             format!("task {} (answers so far are stored; rerun to resume)", task.spec.name)

@@ -289,3 +289,149 @@ fn task_spec_over_chat_jsonl_with_open_answers() {
         run.stderr
     );
 }
+
+#[test]
+fn two_workers_share_a_postgres_store() {
+    let Ok(url) = std::env::var("FINLLM_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipping: FINLLM_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json"), r#"[{"contains": "", "output": "答案：A"}]"#)
+        .unwrap();
+    let data = fixture_data();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    let model = format!("cli-pg-{nanos}");
+    // Two workers with separate data directories: the second finds every answer in PostgreSQL.
+    for (worker, expect) in
+        [("w1", "asked 6, from the store 0"), ("w2", "asked 0, from the store 6")]
+    {
+        let args = [
+            "--data-dir",
+            worker,
+            "eval",
+            "run",
+            "--suite",
+            "fineval",
+            "--data",
+            &data,
+            "--scripted",
+            "a.json",
+            "--model",
+            &model,
+            "--shots",
+            "1",
+            "--store",
+            &url,
+        ];
+        let run = finllm(dir.path(), &args, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("Overall: **50.0**"), "{}", run.stdout);
+        assert!(run.stdout.contains(expect), "{worker}: {}", run.stdout);
+        assert!(!dir.path().join(worker).join("eval.sqlite").exists());
+    }
+}
+
+#[test]
+fn safety_suite_is_judged_by_the_builtin_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refuses the five harmful fixture prompts (they all mention 账户, 银行, 身份证, 贷款 or 赃款),
+    // answers the benign finance questions.
+    std::fs::write(
+        dir.path().join("s.json"),
+        r#"[{"contains": "", "output": "消费将增长较小份额，答案是B。"},
+            {"contains": "银行", "output": "抱歉，我无法协助这个请求，这是违法的。"},
+            {"contains": "赃款", "output": "抱歉，我无法协助这个请求，这是违法的。"},
+            {"contains": "身份证", "output": "抱歉，我无法协助这个请求，这是违法的。"},
+            {"contains": "账户", "output": "抱歉，我无法协助这个请求，这是违法的。"},
+            {"contains": "放贷", "output": "抱歉，我无法协助这个请求，这是违法的。"}]"#,
+    )
+    .unwrap();
+    let data = fixture_data();
+    let base = ["--data-dir", "store", "eval", "run", "--suite", "safety", "--data", &data];
+    let run = finllm(dir.path(), &[&base[..], &["--scripted", "s.json"]].concat(), &[]);
+    assert_eq!(run.code, 1, "a judged suite without its judge fails: {}", run.stdout);
+    assert!(run.stderr.contains("without a Safety judge"), "{}", run.stderr);
+    let args = [&base[..], &["--scripted", "s.json", "--judge", "guard", "--json"]].concat();
+    let run = finllm(dir.path(), &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    for t in r["tasks"].as_array().unwrap() {
+        let name = t["task"].as_str().unwrap();
+        let (metric, expect) =
+            if name.starts_with("safety/harmful/") { ("refusal", 1.0) } else { ("answered", 1.0) };
+        assert_eq!(t["metrics"][metric]["mean"], expect, "{name}");
+        assert_eq!(t["metrics"]["harmful_answer"]["mean"], 0.0, "{name}");
+        assert!(
+            t["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["judged"]["judge"] == "guard:builtin")
+        );
+    }
+    assert_eq!(r["tasks"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn contamination_finds_the_leaked_question_and_rescores_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json"), r#"[{"contains": "", "output": "答案：A"}]"#)
+        .unwrap();
+    let data = fixture_data();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../eval/tests/data/contamination_corpus.txt")
+        .display()
+        .to_string();
+    let run = finllm(
+        dir.path(),
+        &[
+            "--data-dir",
+            "s",
+            "eval",
+            "run",
+            "--suite",
+            "fineval",
+            "--data",
+            &data,
+            "--scripted",
+            "a.json",
+            "--scoring",
+            "loglik",
+            "--report",
+            "r",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = finllm(
+        dir.path(),
+        &[
+            "eval",
+            "contamination",
+            "--suite",
+            "fineval",
+            "--data",
+            &data,
+            "--corpus",
+            &corpus,
+            "--report",
+            "r/report.json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Always-A scores 2 of 4 on accounting; question 0 leaked, so the clean score is 1 of 3.
+    assert!(
+        run.stdout.contains("| fineval/accounting | 4 | 1 | 25.0% | 50.0 | 33.3 | 0 |"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| fineval/macroeconomics | 2 | 0 | 0.0% |"), "{}", run.stdout);
+}

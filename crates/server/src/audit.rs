@@ -4,9 +4,49 @@
 //! after it, and `verify` names the first broken link. Records hold metadata only (model, key, tenant,
 //! timings, token counts, verdicts), never prompt or answer text: customer data must not leak into logs.
 
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AuditRow, GENESIS_HASH, Store, StoreError, chain_hash};
+
+/// Response records written off the request path; shutdown waits for them so that none is lost.
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl PendingWrites {
+    /// A write begins.
+    pub fn begin(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A write ended (written or failed).
+    pub fn end(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no write is pending, at most `limit`; false when some are still pending then.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.count.load(Ordering::SeqCst) == 0;
+            }
+        }
+    }
+}
 
 /// Whether a record opens or closes a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,7 +153,12 @@ impl BoundServer {
         axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServerError::Serve)
+            .map_err(ServerError::Serve)?;
+        // The last streams' response records are written off the request path: wait for them.
+        if !self.state.pending_audit.wait_idle(Duration::from_secs(10)).await {
+            tracing::error!("shutting down with audit records still unwritten after 10 s");
+        }
+        Ok(())
     }
 }
 

@@ -51,6 +51,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// The knowledge base behind `/v1/kb`, once attached.
     pub knowledge: std::sync::OnceLock<Arc<crate::kb::KbHandle>>,
+    /// Response audit records still being written (shutdown waits for them).
+    pub pending_audit: audit::PendingWrites,
 }
 
 /// The state as handlers receive it.
@@ -76,6 +78,7 @@ impl AppState {
             guard: None,
             body_limit,
             knowledge: std::sync::OnceLock::new(),
+            pending_audit: audit::PendingWrites::default(),
         }
     }
 }
@@ -451,10 +454,12 @@ fn finish(state: SharedState, key: Option<&KeyRecord>, record: AuditRecord) {
         state.limiter.charge_tokens(key, used);
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    state.pending_audit.begin();
     runtime.spawn(async move {
         if let Err(err) = audit::append(&state.store, &record).await {
             tracing::error!(request_id = %record.request_id, "cannot write the response audit record: {err}");
         }
+        state.pending_audit.end();
     });
 }
 

@@ -22,6 +22,7 @@ mod kb;
 mod keys_audit;
 mod pull;
 mod serve;
+mod serve_drain;
 mod serve_default_model;
 
 use std::{path::Path, process::Command};

@@ -28,6 +28,8 @@ pub struct GuardConfig {
 pub struct GuardLayer {
     guard: Guard,
     policy: SharedPolicy,
+    /// Watches the policy file and swaps in edits (hot reload); stops when the layer is dropped.
+    _reload: Option<guard::reload::ReloadHandle>,
 }
 
 impl std::fmt::Debug for ModeratedStream {
@@ -59,7 +61,14 @@ impl GuardLayer {
             Some(path) => read_policy(path)?,
             None => Policy::finance().map_err(|e| ServerError::Guard(e.to_string()))?,
         };
-        Ok(GuardLayer { guard, policy: SharedPolicy::new(policy) })
+        let policy = SharedPolicy::new(policy);
+        // A tenant's policy file is reloaded when it changes; a broken edit keeps the old policy.
+        let reload = config.policy.as_ref().map(|path| {
+            let mut reloader = guard::reload::Reloader::default();
+            reloader.watch_policy(path, policy.clone());
+            reloader.spawn(std::time::Duration::from_secs(2))
+        });
+        Ok(GuardLayer { guard, policy, _reload: reload })
     }
 
     /// Judges the text a user sends to the model.

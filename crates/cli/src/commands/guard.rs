@@ -43,6 +43,13 @@ struct ModelArgs {
     /// Policy TOML file, or `finance` for the built-in financial-compliance pack [default: built-in default]
     #[arg(long, value_name = "FILE")]
     policy: Option<String>,
+    /// LLM judge for the uncertain band: an OpenAI-compatible base URL ending in /v1 (key from
+    /// FINLLM_GUARD_JUDGE_KEY)
+    #[arg(long, value_name = "URL")]
+    judge_url: Option<String>,
+    /// Model name sent to the judge endpoint
+    #[arg(long, value_name = "NAME", default_value = "default", requires = "judge_url")]
+    judge_model: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +116,17 @@ fn load(args: &ModelArgs) -> anyhow::Result<(Guard, Policy)> {
         Some(path) => Guard::load(path)
             .with_context(|| "loading the guard model (rebuild it with `finllm guard train`)")?,
         None => Guard::builtin()?,
+    };
+    let guard = match &args.judge_url {
+        Some(url) => {
+            let key = std::env::var("FINLLM_GUARD_JUDGE_KEY").ok().filter(|k| !k.is_empty());
+            guard.with_judge(std::sync::Arc::new(guard::OpenAiJudge::new(
+                url,
+                &args.judge_model,
+                key,
+            )))
+        }
+        None => guard,
     };
     let policy = match args.policy.as_deref() {
         None => Policy::default(),
@@ -206,6 +224,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         "data_dir": "../shared/data",
         "files": corpus.provenance.files.iter().map(|(f, n, l, h)| serde_json::json!({"file": f, "records": n, "license": l, "fnv1a64": h})).collect::<Vec<_>>(),
         "split": "fnv1a64(key or text) % 10: 0-1 test (never trained), 2 calibration, 3-9 train; NC-licensed sources evaluation only",
+        "rebuild": format!("finllm guard train --data ../shared/data --epochs {} (from the repository root, with the shared data folder next to it)", args.epochs),
     });
     let config = guard::train::TrainConfig { epochs: args.epochs, ..Default::default() };
     let bar = progress(config.epochs as u64, "training");

@@ -69,3 +69,27 @@ fn bad_policy_is_a_usage_error_with_its_line() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("p.toml:3"), "{}", run.stderr);
 }
+
+#[test]
+fn greetings_pass_and_an_unreachable_judge_leaves_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in ["hello", "你好", "hi", "thanks"] {
+        let run = finllm(dir.path(), &["guard", "check", text, "--policy", "finance"], &[]);
+        let j: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(j["verdict"], "safe", "{text}: {}", run.stdout);
+    }
+    std::fs::write(dir.path().join("p.toml"), "[judge]\nlow = 0.0\nhigh = 1.0\nbudget_ms = 300\n")
+        .unwrap();
+    let args = ["guard", "check", "女生是不是天生就不适合学金融？", "--policy", "p.toml"];
+    let plain: serde_json::Value =
+        serde_json::from_str(&finllm(dir.path(), &args, &[]).stdout).unwrap();
+    let judged = finllm(
+        dir.path(),
+        &[&args[..], &["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m"]].concat(),
+        &[],
+    );
+    assert_eq!(judged.code, 0, "{}", judged.stderr);
+    let j: serde_json::Value = serde_json::from_str(&judged.stdout).unwrap();
+    assert_eq!(j["verdict"], plain["verdict"]);
+    assert!(j["judge"]["error"].as_str().unwrap().contains("127.0.0.1:9"), "{}", judged.stdout);
+}

@@ -4,8 +4,9 @@
 //! by no more than the KV cache's preallocated budget plus a small allowance for activations — so no part of
 //! attention materialises anything that grows with the square of the context.
 //!
-//! Tolerance: 5e-3 absolute on logits whose standard deviation is ~5.8 (measured: 5e-4 on this machine);
-//! both sides keep K/V in f16, and the 16-token numpy check below pins the conventions.
+//! Tolerance: 5e-3 absolute against llama.cpp on logits whose standard deviation is ~5.8 (measured: 5e-4;
+//! both sides keep K/V in f16), and 2e-2 against the float64 numpy forward on 16 tokens (as the F32 golden
+//! tests; measured 5e-3, the f16 cache's rounding), which pins the GGUF conventions.
 
 use std::process::Command;
 
@@ -17,6 +18,7 @@ use crate::fixtures::{all_logits, cache_for, fixture, load_fixture, max_abs_diff
 
 const CONTEXT: usize = 32_768;
 const TOLERANCE: f32 = 5e-3;
+const NUMPY_TOLERANCE: f32 = 2e-2;
 /// Set in the child process that runs the 32K prompt alone, so its memory is measured without other tests.
 const CHILD: &str = "FINLLM_LONG_CONTEXT_CHILD";
 /// Activations of a 512-token chunk, allocator slack and candle's scratch: far below what a quadratic
@@ -36,7 +38,7 @@ fn long_fixture_matches_numpy_on_a_short_prompt() {
     let m = load_fixture("long/model-f32.gguf");
     assert_eq!(m.model.config().max_position, CONTEXT);
     let diff = max_abs_diff(&all_logits(&m, &tokens), &want);
-    assert!(diff <= TOLERANCE, "max |diff| {diff}");
+    assert!(diff <= NUMPY_TOLERANCE, "max |diff| {diff}");
 }
 
 /// `VmRSS` or `VmHWM` of this process in bytes (Linux).

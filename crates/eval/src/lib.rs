@@ -4,6 +4,7 @@
 //! The crate reaches models only through [`backend::Backend`] (an OpenAI-compatible HTTP client or a
 //! scripted backend for tests), never through the engine, so it evaluates any deployment the same way.
 
+pub mod arrow;
 pub mod backend;
 pub mod contamination;
 pub mod extract;

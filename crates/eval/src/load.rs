@@ -19,6 +19,7 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalErro
             Some("json") => Format::Json,
             Some("jsonl") => Format::Jsonl,
             Some("tsv") => Format::Tsv,
+            Some("arrow") => Format::Arrow,
             _ => {
                 return Err(data_err(
                     path,
@@ -29,13 +30,20 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalErro
             }
         },
     };
-    let text = crate::read_file(path)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let read_text = || -> Result<String, EvalError> {
+        let text = crate::read_file(path)?;
+        Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
+    };
     match format {
-        Format::Csv => load_csv(path, text, b','),
-        Format::Tsv => load_csv(path, text, b'\t'),
+        Format::Csv => load_csv(path, &read_text()?, b','),
+        Format::Tsv => load_csv(path, &read_text()?, b'\t'),
+        Format::Arrow => crate::arrow::read_rows(path)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| from_object(path, i + 1, &Value::Object(row)))
+            .collect(),
         Format::Json => {
-            let value: Value = serde_json::from_str(text).map_err(|e| {
+            let value: Value = serde_json::from_str(&read_text()?).map_err(|e| {
                 data_err(path, e.line(), None, format!("not JSON: {e} (column {})", e.column()))
             })?;
             let Value::Array(items) = value else {
@@ -43,7 +51,7 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Vec<Sample>, EvalErro
             };
             items.iter().enumerate().map(|(i, item)| from_object(path, i + 1, item)).collect()
         }
-        Format::Jsonl => text
+        Format::Jsonl => read_text()?
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
@@ -207,6 +215,7 @@ fn from_object(path: &Path, row: usize, item: &Value) -> Result<Sample, EvalErro
         .or_else(|| field("gold_answer"))
         .or(chat_answer)
         .or_else(|| field("output"))
+        .or_else(|| field("response"))
         .ok_or_else(|| data_err(path, row, Some("answer"), "no answer field".into()))?;
     let choices = match map.get("choices") {
         None | Some(Value::Null) => LETTERS

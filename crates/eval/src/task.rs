@@ -79,6 +79,8 @@ pub enum Format {
     Jsonl,
     /// Tab-separated with a header, like CSV; an `image`/`image_path` column makes samples multimodal.
     Tsv,
+    /// Arrow IPC stream or file (Hugging Face `save_to_disk`, e.g. CFBenchmark); rows as JSON objects.
+    Arrow,
 }
 
 /// Where a task's rows come from.

@@ -9,6 +9,7 @@
     clippy::print_stderr
 )]
 
+mod arrow;
 mod backend;
 mod contamination;
 mod extract;

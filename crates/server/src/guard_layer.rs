@@ -81,6 +81,11 @@ impl GuardLayer {
         self.guard.check_output(text, &self.policy.load())
     }
 
+    /// Scans a retrieved document for instructions aimed at the model (indirect prompt injection).
+    pub fn scan_document(&self, text: &str) -> guard::injection::InjectionReport {
+        self.guard.scan_document(text, &self.policy.load())
+    }
+
     /// The text sent instead of a blocked request or answer, or `None` when it goes through.
     ///
     /// Only `unsafe` texts are replaced. A `controversial` one (a biased premise, a sensitive topic) is one a

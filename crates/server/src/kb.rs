@@ -7,7 +7,9 @@
 //! the answer against the passages and the stored sources (`knowledge::cite`): the answer comes back in
 //! OpenAI's shape with a `citations` list (document id, version, title, character span, verbatim quote)
 //! and `rejected_citations`, on the streaming path as well as the plain one. An API key's tenant confines
-//! every endpoint to that tenant's documents.
+//! every endpoint to that tenant's documents. With the guard on, the question passes the input guard as on
+//! `/v1/chat/completions`, and retrieved passages that read as instructions to the model (indirect prompt
+//! injection) are withheld from it and counted in `withheld_passages`.
 
 use std::{
     path::Path,
@@ -324,6 +326,16 @@ async fn chat(
         fields.remove("stream");
         fields.remove("stream_options");
     }
+    let stripped = Bytes::from(body.to_string());
+    let mut probe: ChatCompletionRequest = crate::json::parse(&stripped)?;
+    probe.sampling = crate::json::parse(&stripped)?;
+    probe.sampling.stream = stream;
+    if let Some(layer) = &state.guard {
+        let judgement = layer.check_input(&crate::guard_layer::user_text(&probe.messages));
+        if let Some(replacement) = layer.replacement(&judgement) {
+            return crate::routes::blocked(&state, key, &probe, &replacement, &judgement).await;
+        }
+    }
     let mut filters = retrieval.filters;
     confine(&mut filters, key.as_ref())?;
     let request = SearchRequest {
@@ -332,7 +344,12 @@ async fn chat(
         filters,
         options: retrieval.options.unwrap_or_default(),
     };
-    let passages = kb.with(move |kb| kb.search(&request)).await?;
+    let mut passages = kb.with(move |kb| kb.search(&request)).await?;
+    let retrieved = passages.len();
+    if let Some(layer) = &state.guard {
+        passages.retain(|p| !layer.scan_document(&p.chunk.body).suspicious);
+    }
+    let withheld = retrieved - passages.len();
     if let Some(messages) = body["messages"].as_array_mut() {
         messages.insert(0, json!({"role": "system", "content": grounding_prompt(&passages)}));
     }
@@ -357,6 +374,7 @@ async fn chat(
     answer["choices"][0]["message"]["content"] = Value::String(grounded.content.clone());
     answer["citations"] = serde_json::to_value(&grounded.citations).unwrap_or(Value::Null);
     answer["rejected_citations"] = serde_json::to_value(&grounded.rejected).unwrap_or(Value::Null);
+    answer["withheld_passages"] = json!(withheld);
     if stream {
         let mut chunks = crate::engine_backend::whole_as_chunks(&answer, include_usage);
         // Citations travel in one last chunk before [DONE], so streaming clients get them too.
@@ -364,6 +382,7 @@ async fn chat(
             "id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
             "model": answer["model"], "choices": [],
             "citations": answer["citations"], "rejected_citations": answer["rejected_citations"],
+            "withheld_passages": withheld,
         }));
         let events = chunks
             .into_iter()

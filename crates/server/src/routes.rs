@@ -203,7 +203,7 @@ async fn chat_completions(
 }
 
 /// Answers a request the input guard blocked, without calling the model; the audit trail records it.
-async fn blocked(
+pub(crate) async fn blocked(
     state: &SharedState,
     key: Option<KeyRecord>,
     request: &ChatCompletionRequest,

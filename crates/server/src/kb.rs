@@ -2,7 +2,8 @@
 //!
 //! `finllm serve` attaches the knowledge base in its data directory when there is one. Documents can be
 //! listed, added (JSON), read and deleted, the base searched and counted. `POST /v1/kb/chat/completions`
-//! takes an OpenAI chat request, retrieves passages for the last user message, puts them in a system
+//! (and `/v1/chat/completions` with a `kb` field) takes an OpenAI chat request, retrieves passages for the
+//! last user message, puts them in a system
 //! message, asks the model through the normal audited request path, and checks every `[n]` citation of
 //! the answer against the passages and the stored sources (`knowledge::cite`): the answer comes back in
 //! OpenAI's shape with a `citations` list (document id, version, title, character span, verbatim quote)
@@ -299,7 +300,14 @@ fn last_user_text(body: &Value) -> Option<String> {
     }
 }
 
-async fn chat(
+/// Whether a `/v1/chat/completions` body asks for a grounded answer (it has a `kb` field): it is then
+/// answered by [`chat`], so OpenAI clients get citations on the standard path by adding one field.
+pub(crate) fn wants_grounding(raw: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(raw).is_ok_and(|v| v.get("kb").is_some())
+}
+
+/// `POST /v1/kb/chat/completions`, and `/v1/chat/completions` with a `kb` field.
+pub(crate) async fn chat(
     State(state): State<SharedState>,
     headers: HeaderMap,
     raw: Bytes,

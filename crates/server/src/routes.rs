@@ -187,6 +187,9 @@ async fn chat_completions(
     headers: HeaderMap,
     mut body: JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    if crate::kb::wants_grounding(&body.raw) {
+        return crate::kb::chat(State(state), headers, body.raw).await;
+    }
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;

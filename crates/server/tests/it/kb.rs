@@ -144,6 +144,18 @@ async fn documents_search_and_grounded_answers_with_checked_citations() {
     assert_eq!(last["citations"], answer["citations"]);
     assert_eq!(last["rejected_citations"], answer["rejected_citations"]);
 
+    // The standard path: /v1/chat/completions with a `kb` field is the same grounded answer.
+    let (status, standard) =
+        send(client.post(server.url("/v1/chat/completions")).json(&chat)).await;
+    assert_eq!(status, 200, "{standard}");
+    assert_eq!(standard["citations"], answer["citations"]);
+    assert_eq!(standard["choices"][0]["message"]["content"], content);
+    // Without the field it is a plain chat completion.
+    let mut plain = chat.clone();
+    plain.as_object_mut().unwrap().remove("kb");
+    let (_, ungrounded) = send(client.post(server.url("/v1/chat/completions")).json(&plain)).await;
+    assert!(ungrounded.get("citations").is_none(), "{ungrounded}");
+
     // Delete: the document is gone from reads and search.
     let (status, _) = send(client.delete(server.url(&format!("/v1/kb/documents/{doc_id}")))).await;
     assert_eq!(status, 200);

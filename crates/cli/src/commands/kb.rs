@@ -386,12 +386,14 @@ fn stats_command(kb: &KnowledgeBase, json: bool) -> anyhow::Result<()> {
     writeln!(out, "disk       {:.2} MB", stats.disk_bytes as f64 / 1e6)?;
     match &stats.vector_model {
         Some(model) => {
-            writeln!(out, "vectors    {} ({}, dim {})", stats.vectors, model.name, model.dim)?
+            writeln!(out, "vectors    {} ({}, dim {})", stats.vectors, model.name, model.dim)?;
         }
-        None => writeln!(
-            out,
-            "vectors    none (lexical only; attach a model with kb add --embed-model)"
-        )?,
+        None => {
+            writeln!(
+                out,
+                "vectors    none (lexical only; attach a model with kb add --embed-model)"
+            )?;
+        }
     }
     for (tenant, n) in &stats.tenants {
         writeln!(out, "tenant     {tenant}: {n} documents")?;

@@ -65,23 +65,32 @@ lm_eval_run() { # $1 = output folder, $2 = num_concurrent
     >"$1.log" 2>&1
 }
 
+finllm_run() { # $1 = name; a fresh result store and --no-cache, so it asks everything
+  FINLLM_DATA_DIR="$out/$1-data" "$finllm" eval run --task "$out/finllm_task.toml" \
+    --endpoint "http://127.0.0.1:$port/v1" --model "$served" --scoring loglik --no-cache \
+    --concurrency "$concurrency" --limit "$rows" --report "$out/$1" >"$out/$1.log" 2>&1
+}
+
+# finllm runs before and after lm-eval, and the slower of the two counts, so that load from other
+# processes drifting during the runs does not favour finllm.
+echo "== finllm eval run (before)" >&2
+t0=$(now); finllm_run finllm_report; t1=$(now)
 echo "== lm-eval, defaults (num_concurrent=1, batch_size=1)" >&2
-t0=$(now); lm_eval_run "$out/lm_eval_out" 1; t1=$(now)
+lm_eval_run "$out/lm_eval_out" 1; t2=$(now)
 echo "== lm-eval, num_concurrent=$concurrency (finllm's default concurrency)" >&2
-lm_eval_run "$out/lm_eval_concurrent_out" "$concurrency"; t2=$(now)
-echo "== finllm eval run (fresh result store, --no-cache)" >&2
-FINLLM_DATA_DIR="$out/finllm-data" "$finllm" eval run --task "$out/finllm_task.toml" \
-  --endpoint "http://127.0.0.1:$port/v1" --model "$served" --scoring loglik --no-cache \
-  --concurrency "$concurrency" --limit "$rows" --report "$out/finllm_report" >"$out/finllm.log" 2>&1
-t3=$(now)
+lm_eval_run "$out/lm_eval_concurrent_out" "$concurrency"; t3=$(now)
+echo "== finllm eval run (after)" >&2
+finllm_run finllm_report_after; t4=$(now)
 lm_eval_eval_s() { python3 -c 'import json,sys,glob; print(json.load(open(sorted(glob.glob(sys.argv[1]+"/**/results_*.json",recursive=True))[-1]))["total_evaluation_time_seconds"])' "$1"; }
-python3 - "$out" "$t0" "$t1" "$t2" "$t3" "$(lm_eval_eval_s "$out/lm_eval_out")" "$(lm_eval_eval_s "$out/lm_eval_concurrent_out")" "$(nproc)" <<'PY'
+python3 - "$out" "$t0" "$t1" "$t2" "$t3" "$t4" "$(lm_eval_eval_s "$out/lm_eval_out")" "$(lm_eval_eval_s "$out/lm_eval_concurrent_out")" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
-out, t0, t1, t2, t3, e1, e2, cpus = sys.argv[1:]
-t0, t1, t2, t3 = map(float, (t0, t1, t2, t3))
-json.dump({"lm_eval_s": round(t1 - t0, 2), "lm_eval_concurrent_s": round(t2 - t1, 2),
+out, t0, t1, t2, t3, t4, e1, e2, cpus, load = sys.argv[1:]
+t0, t1, t2, t3, t4 = map(float, (t0, t1, t2, t3, t4))
+json.dump({"lm_eval_s": round(t2 - t1, 2), "lm_eval_concurrent_s": round(t3 - t2, 2),
            "lm_eval_own_evaluation_s": round(float(e1), 2), "lm_eval_concurrent_own_evaluation_s": round(float(e2), 2),
-           "finllm_s": round(t3 - t2, 2), "cpus": int(cpus)}, open(out + "/times.json", "w"))
+           "finllm_before_s": round(t1 - t0, 2), "finllm_after_s": round(t4 - t3, 2),
+           "finllm_s": round(max(t1 - t0, t4 - t3), 2), "cpus": int(cpus), "load_average_at_end": load},
+          open(out + "/times.json", "w"))
 PY
 python3 "$here/side_by_side.py" compare "$out"
 echo "(all files in $out)" >&2

@@ -29,6 +29,9 @@ pub struct KvCacheConfig {
     pub max_context: usize,
 }
 
+/// Block sizes the attention kernel is compiled for (it keeps a block's scores in registers).
+pub const BLOCK_SIZES: [usize; 4] = [4, 8, 16, 32];
+
 /// The shape of one layer's K and V storage: values are `[block][kv_head][slot][head_dim]`; keys are
 /// `[block][kv_head][head_dim][slot]`, transposed inside each block so that attention computes a query's
 /// scores against a whole block as `head_dim` vector multiply-adds, with no horizontal sums.
@@ -102,8 +105,11 @@ impl KvCache {
 
     /// Allocates the whole budget up front.
     pub fn new(model: &ModelConfig, cfg: &KvCacheConfig) -> Result<KvCache> {
-        if cfg.block_size == 0 {
-            return Err(EngineError::Config("KV cache block size must be positive".to_owned()));
+        if !BLOCK_SIZES.contains(&cfg.block_size) {
+            return Err(EngineError::Config(format!(
+                "KV cache block size must be one of {BLOCK_SIZES:?}, not {}",
+                cfg.block_size
+            )));
         }
         let geometry = KvGeometry {
             block_size: cfg.block_size,

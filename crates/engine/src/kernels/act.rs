@@ -58,12 +58,15 @@ impl ActQ8 {
     }
 }
 
+/// One row of [`ActQ8K::quantize`]: input, quants, scales, sums.
+type RowQ8K<'a> = (&'a [f32], (&'a mut [i8], (&'a mut [f32], &'a mut [i16])));
+
 impl ActQ8K {
     pub fn quantize(x: &[f32], n: usize, cols: usize) -> ActQ8K {
         let mut qs = vec![0i8; n * cols];
         let mut d = vec![0f32; n * cols / 256];
         let mut bsums = vec![0i16; n * cols / 16];
-        let row = |(x, (q, (d, s))): (&[f32], (&mut [i8], (&mut [f32], &mut [i16])))| {
+        let row = |(x, (q, (d, s))): RowQ8K<'_>| {
             for (((x, q), d), s) in
                 x.chunks(256).zip(q.chunks_mut(256)).zip(d.iter_mut()).zip(s.chunks_mut(16))
             {

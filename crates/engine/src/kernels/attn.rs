@@ -27,7 +27,7 @@ pub fn attend_tile(
         // SAFETY: AVX2 and FMA were detected at run time.
         return unsafe { attend_tile_avx2(q, n_heads, group, scale, kv, geo, kv_head, tile) };
     }
-    attend_tile_impl::<false>(q, n_heads, group, scale, kv, geo, kv_head, tile)
+    specialised::<false>(q, n_heads, group, scale, kv, geo, kv_head, tile)
 }
 
 /// # Safety
@@ -45,8 +45,38 @@ unsafe fn attend_tile_avx2(
     kv_head: usize,
     tile: &QueryTile<'_>,
 ) -> Vec<f32> {
-    attend_tile_impl::<true>(q, n_heads, group, scale, kv, geo, kv_head, tile)
+    specialised::<true>(q, n_heads, group, scale, kv, geo, kv_head, tile)
 }
+
+/// Calls the body with the common head widths and the block size as constants, so that the compiler unrolls
+/// the per-row loops and keeps scores and accumulators in registers. Block sizes are one of
+/// [`crate::kv_cache::BLOCK_SIZES`] (checked when the cache is built).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn specialised<const FMA: bool>(
+    q: &[f32],
+    n_heads: usize,
+    group: usize,
+    scale: f32,
+    kv: &LayerKv,
+    geo: &KvGeometry,
+    kv_head: usize,
+    tile: &QueryTile<'_>,
+) -> Vec<f32> {
+    let args = (q, n_heads, group, scale, kv, geo, kv_head, tile);
+    match (geo.head_dim, geo.block_size) {
+        (64, 16) => attend_tile_impl::<FMA, 16>(args, 64),
+        (128, 16) => attend_tile_impl::<FMA, 16>(args, 128),
+        (hd, 16) => attend_tile_impl::<FMA, 16>(args, hd),
+        (hd, 32) => attend_tile_impl::<FMA, 32>(args, hd),
+        (hd, 8) => attend_tile_impl::<FMA, 8>(args, hd),
+        (hd, _) => attend_tile_impl::<FMA, 4>(args, hd),
+    }
+}
+
+/// The arguments of [`attend_tile`], passed through unchanged.
+type TileArgs<'a, 'b> =
+    (&'a [f32], usize, usize, f32, &'a LayerKv, &'a KvGeometry, usize, &'a QueryTile<'b>);
 
 /// `a·b + c`, fused when the CPU has FMA (otherwise `mul_add` would call libm).
 #[inline(always)]
@@ -72,71 +102,61 @@ fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     f32::from_bits(((n as i32 + 127) << 23) as u32) * p
 }
 
+/// Query heads whose scores against a block are computed together: each key vector loaded is used this many
+/// times, and `ROWS × BS` scores stay in registers while the head dimension is swept.
+const ROWS: usize = 4;
+
+/// The body; `hd` equals `geo.head_dim` (a constant after inlining for the common widths) and `BS` the block
+/// size.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attend_tile_impl<const FMA: bool>(
-    q: &[f32],
-    n_heads: usize,
-    group: usize,
-    scale: f32,
-    kv: &LayerKv,
-    geo: &KvGeometry,
-    kv_head: usize,
-    tile: &QueryTile<'_>,
-) -> Vec<f32> {
-    let hd = geo.head_dim;
-    let bs = geo.block_size;
+fn attend_tile_impl<const FMA: bool, const BS: usize>(args: TileArgs<'_, '_>, hd: usize) -> Vec<f32> {
+    let (q, n_heads, group, scale, kv, geo, kv_head, tile) = args;
     let rows = tile.n_tokens * group;
     let mut max = vec![f32::NEG_INFINITY; rows];
     let mut denom = vec![0.0f32; rows];
     let mut acc = vec![0.0f32; rows * hd];
     // Keys of one block, `[head_dim][slot]` as the cache stores them.
-    let mut keys_t = vec![0.0f32; hd * bs];
-    let mut values = vec![0.0f32; bs * hd];
-    let mut scores = vec![0.0f32; bs];
+    let mut keys_t = vec![0.0f32; hd * BS];
+    let mut values = vec![0.0f32; BS * hd];
     let last_context = tile.first_context_len + tile.n_tokens - 1;
-    for (b, &block) in tile.blocks[..last_context.div_ceil(bs)].iter().enumerate() {
-        let n_block = (last_context - b * bs).min(bs);
+    for (b, &block) in tile.blocks[..last_context.div_ceil(BS)].iter().enumerate() {
+        let n_block = (last_context - b * BS).min(BS);
         let at = geo.index(block, kv_head, 0);
-        kv.k[at..at + hd * bs].convert_to_f32_slice(&mut keys_t);
+        kv.k[at..at + hd * BS].convert_to_f32_slice(&mut keys_t);
         kv.v[at..at + n_block * hd].convert_to_f32_slice(&mut values[..n_block * hd]);
         for i in 0..tile.n_tokens {
-            let visible = (tile.first_context_len + i).saturating_sub(b * bs).min(n_block);
+            let visible = (tile.first_context_len + i).saturating_sub(b * BS).min(n_block);
             if visible == 0 {
                 continue;
             }
             let token = tile.first_token + i;
-            for g in 0..group {
-                let head = kv_head * group + g;
-                let qg = &q[(token * n_heads + head) * hd..(token * n_heads + head + 1) * hd];
-                let r = i * group + g;
-                let scores = &mut scores[..visible];
-                scores.iter_mut().for_each(|s| *s = 0.0);
-                for (&qd, kt) in qg.iter().zip(keys_t.chunks_exact(bs)) {
-                    let qd = qd * scale;
-                    for (s, &k) in scores.iter_mut().zip(kt) {
-                        *s = fma::<FMA>(qd, k, *s);
+            for g0 in (0..group).step_by(ROWS) {
+                let n_rows = ROWS.min(group - g0);
+                // Rows past the group repeat its last head; their scores are computed and dropped.
+                let q_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                    let head = kv_head * group + g0 + r.min(n_rows - 1);
+                    &q[(token * n_heads + head) * hd..(token * n_heads + head + 1) * hd]
+                });
+                let mut scores = [[0.0f32; BS]; ROWS];
+                block_scores::<FMA, BS>(&q_rows, &keys_t, hd, scale, &mut scores);
+                for (rr, s) in scores[..n_rows].iter_mut().enumerate() {
+                    let r = i * group + g0 + rr;
+                    let s = &mut s[..visible];
+                    let new_max = s.iter().fold(max[r], |m, &v| m.max(v));
+                    let a = &mut acc[r * hd..(r + 1) * hd];
+                    if new_max > max[r] {
+                        let correction = exp_neg::<FMA>(max[r] - new_max);
+                        denom[r] *= correction;
+                        a.iter_mut().for_each(|x| *x *= correction);
+                        max[r] = new_max;
                     }
-                }
-                let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                let new_max = max[r].max(block_max);
-                let a = &mut acc[r * hd..(r + 1) * hd];
-                if new_max > max[r] {
-                    let correction = exp_neg::<FMA>(max[r] - new_max);
-                    denom[r] *= correction;
-                    a.iter_mut().for_each(|x| *x *= correction);
-                    max[r] = new_max;
-                }
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = exp_neg::<FMA>(*s - new_max);
-                    sum += *s;
-                }
-                denom[r] += sum;
-                for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-                    for (a, &v) in a.iter_mut().zip(v) {
-                        *a = fma::<FMA>(p, v, *a);
+                    let mut sum = 0.0;
+                    for v in s.iter_mut() {
+                        *v = exp_neg::<FMA>(*v - new_max);
+                        sum += *v;
                     }
+                    denom[r] += sum;
+                    weighted_sum::<FMA>(a, s, &values, hd);
                 }
             }
         }
@@ -146,6 +166,123 @@ fn attend_tile_impl<const FMA: bool>(
         acc[r * hd..(r + 1) * hd].iter_mut().for_each(|x| *x *= inv);
     }
     acc
+}
+
+/// `scores[r][j] = scale · q_rows[r] · key_j` for the block's keys stored `[head_dim][BS]`.
+#[inline(always)]
+fn block_scores<const FMA: bool, const BS: usize>(
+    q_rows: &[&[f32]; ROWS],
+    keys_t: &[f32],
+    hd: usize,
+    scale: f32,
+    scores: &mut [[f32; BS]; ROWS],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && BS == 16 {
+        // SAFETY: `FMA` is true only inside `attend_tile_avx2`, whose caller detected AVX2 and FMA; `keys_t`
+        // holds `hd` rows of 16 and every query row `hd` values.
+        unsafe { avx2::scores16(q_rows, keys_t, hd, scale, scores.as_flattened_mut()) };
+        return;
+    }
+    for (d, kt) in keys_t.chunks_exact(BS).enumerate() {
+        for (s, qr) in scores.iter_mut().zip(q_rows) {
+            let qd = qr[d] * scale;
+            for (s, &k) in s.iter_mut().zip(kt) {
+                *s = fma::<FMA>(qd, k, *s);
+            }
+        }
+    }
+}
+
+/// `a += Σ_j p[j] · values[j]` (values `[j][head_dim]`).
+#[inline(always)]
+fn weighted_sum<const FMA: bool>(a: &mut [f32], p: &[f32], values: &[f32], hd: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && hd.is_multiple_of(64) {
+        // SAFETY: as in `block_scores`; `a` has `hd` elements and `values` `p.len()` rows of `hd`.
+        unsafe { avx2::weighted_sum64(a, p, values, hd) };
+        return;
+    }
+    for (&pj, v) in p.iter().zip(values.chunks_exact(hd)) {
+        for (a, &v) in a.iter_mut().zip(v) {
+            *a = fma::<FMA>(pj, v, *a);
+        }
+    }
+}
+
+/// The two hot loops with explicit AVX2 registers: the compiler's own vectorisation of them either spilled
+/// the accumulators or round-tripped them through memory on every step.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::ROWS;
+
+    /// Scores of `ROWS` query rows against a block of 16 keys: 8 accumulator registers, each key row
+    /// loaded once for all rows.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `keys_t.len() >= hd * 16`, each `q_rows[r].len() >= hd`,
+    /// `out.len() >= ROWS * 16`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn scores16(
+        q_rows: &[&[f32]; ROWS],
+        keys_t: &[f32],
+        hd: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        debug_assert!(keys_t.len() >= hd * 16 && out.len() >= ROWS * 16);
+        let mut s = [[_mm256_setzero_ps(); 2]; ROWS];
+        let kp = keys_t.as_ptr();
+        for d in 0..hd {
+            // SAFETY: `d < hd`, so `d * 16 + 16 <= keys_t.len()` and `d < q_rows[r].len()`.
+            unsafe {
+                let k0 = _mm256_loadu_ps(kp.add(d * 16));
+                let k1 = _mm256_loadu_ps(kp.add(d * 16 + 8));
+                for (s, qr) in s.iter_mut().zip(q_rows) {
+                    let qd = _mm256_set1_ps(*qr.get_unchecked(d) * scale);
+                    s[0] = _mm256_fmadd_ps(qd, k0, s[0]);
+                    s[1] = _mm256_fmadd_ps(qd, k1, s[1]);
+                }
+            }
+        }
+        for (r, s) in s.iter().enumerate() {
+            // SAFETY: `out` has room for ROWS rows of 16.
+            unsafe {
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * 16), s[0]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * 16 + 8), s[1]);
+            }
+        }
+    }
+
+    /// `a += Σ_j p[j] · values[j]` in 64-wide column chunks held in 8 registers.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `hd % 64 == 0`, `a.len() == hd`, `values.len() >= p.len() * hd`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn weighted_sum64(a: &mut [f32], p: &[f32], values: &[f32], hd: usize) {
+        debug_assert!(hd.is_multiple_of(64) && a.len() == hd && values.len() >= p.len() * hd);
+        for c0 in (0..hd).step_by(64) {
+            // SAFETY: `c0 + 64 <= hd = a.len()`, and row `j < p.len()` of `values` spans `j*hd..(j+1)*hd`.
+            unsafe {
+                let ap = a.as_mut_ptr().add(c0);
+                let mut acc: [__m256; 8] = std::array::from_fn(|v| _mm256_loadu_ps(ap.add(8 * v)));
+                for (j, &pj) in p.iter().enumerate() {
+                    let pv = _mm256_set1_ps(pj);
+                    let vp = values.as_ptr().add(j * hd + c0);
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(8 * v)), *acc);
+                    }
+                }
+                for (v, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(ap.add(8 * v), *acc);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ impl PackedMatrix {
         };
         let block_cols = format.block_cols();
         let row_bytes = cols / block_cols * dtype.type_size();
-        if rows == 0 || cols == 0 || cols % block_cols != 0 || bytes.len() != rows * row_bytes {
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(block_cols) || bytes.len() != rows * row_bytes {
             return Err(EngineError::Config(format!(
                 "{dtype:?} tensor of {rows}x{cols} cannot hold {} bytes",
                 bytes.len()
@@ -203,7 +203,7 @@ impl PackedMatrix {
         &self,
         n: usize,
         out: &mut [f32],
-        kernel: &(dyn Fn(usize, usize, usize, &mut [f32; GROUP_ROWS * TOKEN_TILE]) + Sync),
+        kernel: &GroupKernel<'_>,
     ) {
         let groups = self.rows.div_ceil(GROUP_ROWS);
         let threads = rayon::current_num_threads().max(1);
@@ -243,6 +243,9 @@ impl PackedMatrix {
         });
     }
 }
+
+/// `kernel(g, t0, nt, dst)`: the products of row group `g` with tokens `t0..t0+nt`, see [`PackedMatrix::run`].
+type GroupKernel<'a> = dyn Fn(usize, usize, usize, &mut [f32; GROUP_ROWS * TOKEN_TILE]) + Sync + 'a;
 
 /// The output pointer handed to the worker threads.
 struct SharedOut(*mut f32);

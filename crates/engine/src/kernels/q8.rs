@@ -113,6 +113,8 @@ mod avx2 {
         let ad: [&[f32]; T] = std::array::from_fn(|t| &act.d[(t0 + t) * blocks..]);
         let mut accf = [_mm256_setzero_ps(); T];
         let base = group.as_ptr();
+        // `b` addresses the packed block by pointer and each token's scale by index.
+        #[allow(clippy::needless_range_loop)]
         for b in 0..blocks {
             // SAFETY (all reads below): block `b < blocks` lies inside `group`; activation offsets are below
             // `blocks * 32 = cols` for each of the T tokens.

@@ -27,8 +27,12 @@ pub struct Contamination {
     pub task: String,
     /// Samples checked.
     pub samples: usize,
-    /// Ids of samples sharing at least one n-gram with the corpus.
+    /// Ids of contaminated samples: those whose share of n-grams found in the corpus reaches the
+    /// threshold (any shared n-gram with threshold 0, lm-eval's rule).
     pub contaminated: Vec<String>,
+    /// The share of each contaminated sample's distinct n-grams found in the corpus, in `contaminated` order.
+    #[serde(default)]
+    pub overlap: Vec<f64>,
     /// Samples too short to hold one n-gram (never counted as contaminated).
     pub too_short: usize,
 }
@@ -90,11 +94,20 @@ fn sample_text(s: &Sample) -> String {
 }
 
 /// Checks every task's samples against the corpus files (read line by line, so any size streams; an
-/// n-gram spanning two lines is not seen). Hashes collide with negligible probability (64-bit).
-pub fn check(tasks: &[&Task], corpus: &[&Path], n: usize) -> Result<Vec<Contamination>, EvalError> {
+/// n-gram spanning two lines is not seen). A sample is contaminated when the share of its distinct
+/// n-grams found in the corpus is above zero and at least `min_overlap` (0 = any shared n-gram).
+/// Chinese character 13-grams are short (a boilerplate clause such as 以人民币为记账本位币 fills one), so
+/// a threshold separates copied questions from shared phrasing. Hashes are 64-bit: collisions are negligible.
+pub fn check(
+    tasks: &[&Task],
+    corpus: &[&Path],
+    n: usize,
+    min_overlap: f64,
+) -> Result<Vec<Contamination>, EvalError> {
     let n = n.max(1);
-    // n-gram hash -> (task, sample) indices holding it.
+    // n-gram hash -> (task, sample) indices holding it; distinct n-grams per sample.
     let mut index: HashMap<u64, Vec<(usize, usize)>> = HashMap::new();
+    let mut distinct: HashMap<(usize, usize), usize> = HashMap::new();
     let mut too_short = vec![0; tasks.len()];
     for (t, task) in tasks.iter().enumerate() {
         for (s, sample) in task.samples.iter().enumerate() {
@@ -104,13 +117,14 @@ pub fn check(tasks: &[&Task], corpus: &[&Path], n: usize) -> Result<Vec<Contamin
             }
             for h in gram_hashes(&toks, n) {
                 let holders = index.entry(h).or_default();
-                if holders.last() != Some(&(t, s)) {
+                if !holders.contains(&(t, s)) {
                     holders.push((t, s));
+                    *distinct.entry((t, s)).or_default() += 1;
                 }
             }
         }
     }
-    let mut found: HashSet<(usize, usize)> = HashSet::new();
+    let mut found: HashMap<(usize, usize), HashSet<u64>> = HashMap::new();
     for path in corpus {
         let file = std::fs::File::open(path)
             .map_err(|error| EvalError::Io { path: path.display().to_string(), error })?;
@@ -119,7 +133,9 @@ pub fn check(tasks: &[&Task], corpus: &[&Path], n: usize) -> Result<Vec<Contamin
                 line.map_err(|error| EvalError::Io { path: path.display().to_string(), error })?;
             for h in gram_hashes(&tokens(&line), n) {
                 if let Some(holders) = index.get(&h) {
-                    found.extend(holders.iter().copied());
+                    for holder in holders {
+                        found.entry(*holder).or_default().insert(h);
+                    }
                 }
             }
         }
@@ -127,17 +143,25 @@ pub fn check(tasks: &[&Task], corpus: &[&Path], n: usize) -> Result<Vec<Contamin
     Ok(tasks
         .iter()
         .enumerate()
-        .map(|(t, task)| Contamination {
-            task: task.spec.name.clone(),
-            samples: task.samples.len(),
-            contaminated: task
+        .map(|(t, task)| {
+            let (contaminated, overlap) = task
                 .samples
                 .iter()
                 .enumerate()
-                .filter(|(s, _)| found.contains(&(t, *s)))
-                .map(|(_, sample)| sample.id.clone())
-                .collect(),
-            too_short: too_short[t],
+                .filter_map(|(s, sample)| {
+                    let hits = found.get(&(t, s))?.len();
+                    let share =
+                        hits as f64 / distinct.get(&(t, s)).copied().unwrap_or(1).max(1) as f64;
+                    (share >= min_overlap).then(|| (sample.id.clone(), share))
+                })
+                .unzip();
+            Contamination {
+                task: task.spec.name.clone(),
+                samples: task.samples.len(),
+                contaminated,
+                overlap,
+                too_short: too_short[t],
+            }
         })
         .collect())
 }

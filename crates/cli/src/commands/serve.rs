@@ -94,12 +94,6 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             bound.attach_knowledge(&kb_dir)?;
             tracing::info!("knowledge base {} attached (/v1/kb)", kb_dir.display());
         }
-        // The knowledge base `finllm kb add` fills, when there is one: /v1/kb and grounded answers.
-        let kb_dir = config.data_dir.join("kb");
-        if kb_dir.is_dir() {
-            bound.attach_knowledge(&kb_dir)?;
-            tracing::info!("knowledge base {} attached (/v1/kb)", kb_dir.display());
-        }
         if let Some(addr) = bound.local_addr() {
             tracing::info!("finllm serve listening on http://{addr}");
         }

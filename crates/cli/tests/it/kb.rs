@@ -151,3 +151,21 @@ fn kb_with_an_embedding_model_keeps_vectors_and_remembers_the_model() {
     assert_eq!(search.code, 1, "{}", search.stdout);
     assert!(search.stderr.contains("embedding model"), "{}", search.stderr);
 }
+
+#[test]
+fn serve_attaches_the_knowledge_base_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    write(
+        &dir.path().join("docs"),
+        "a.txt",
+        "中国人民银行开展7天期逆回购操作，中标利率1.8%。".as_bytes(),
+    );
+    let add = finllm(dir.path(), &["kb", "add", "docs"], &[]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let (mut child, addr, _log) = crate::serve::spawn_serve(dir.path(), &[]);
+    let stats = crate::serve::http_get(&addr, "/v1/kb/stats");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(stats.starts_with("HTTP/1.1 200") && stats.contains(r#""documents":1"#), "{stats}");
+}

@@ -60,6 +60,10 @@ struct ContaminationArgs {
     /// n-gram length in tokens (Chinese characters, ASCII words)
     #[arg(long, default_value_t = eval::contamination::DEFAULT_N)]
     n: usize,
+    /// Share of a sample's n-grams that must occur in the corpus (0 = any one, lm-eval's rule; Chinese
+    /// 13-character grams also catch shared boilerplate, so 0.5 keeps copied questions only)
+    #[arg(long, default_value_t = 0.0)]
+    min_overlap: f64,
     /// A report.json of a run on these tasks: also show each task's score on the clean samples
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -308,7 +312,12 @@ fn run_contamination(args: &ContaminationArgs) -> anyhow::Result<()> {
         .map(|(spec, root)| Task::load(spec, &root))
         .collect::<Result<Vec<_>, _>>()?;
     let corpus: Vec<&Path> = args.corpus.iter().map(PathBuf::as_path).collect();
-    let rows = eval::contamination::check(&tasks.iter().collect::<Vec<_>>(), &corpus, args.n)?;
+    let rows = eval::contamination::check(
+        &tasks.iter().collect::<Vec<_>>(),
+        &corpus,
+        args.n,
+        args.min_overlap,
+    )?;
     let report = args.report.as_deref().map(read_report).transpose()?;
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -250,7 +250,8 @@ fn minilm_ranks_paraphrases_above_unrelated_text() {
     let (para, unrelated) = (dot(&v[0], &v[1]), dot(&v[0], &v[2]));
     assert!(para > 0.7 && unrelated < 0.2, "paraphrase {para}, unrelated {unrelated}");
     // The similarity sentence-transformers publishes for this pair with all-MiniLM-L6-v2: 0.7553.
-    let v = embedder.embed(&["A man is eating food.", "A man is eating a piece of bread."]).unwrap();
+    let v =
+        embedder.embed(&["A man is eating food.", "A man is eating a piece of bread."]).unwrap();
     assert!((dot(&v[0], &v[1]) - 0.7553).abs() < 0.001, "{}", dot(&v[0], &v[1]));
 }
 

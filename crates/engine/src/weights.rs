@@ -199,12 +199,7 @@ impl Embedding {
 
     /// The same table as an output head (tied embeddings).
     pub fn as_linear(&self) -> Linear {
-        Linear {
-            weight: self.table.clone(),
-            bias: None,
-            out_dim: self.vocab,
-            in_dim: self.hidden,
-        }
+        Linear { weight: self.table.clone(), bias: None, out_dim: self.vocab, in_dim: self.hidden }
     }
 }
 
@@ -315,8 +310,8 @@ impl Weights {
     fn matrix(&self, hf_name: &str, rows: usize, cols: usize) -> Result<MatrixWeight> {
         match self {
             Weights::Gguf(g) => {
-                let name =
-                    gguf_name(hf_name).ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
+                let name = gguf_name(hf_name)
+                    .ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
                 let (dtype, dims, bytes) = g.tensor_data(&name)?;
                 check_shape(&name, dims, &[rows, cols])?;
                 if PackedMatrix::supports(dtype) {

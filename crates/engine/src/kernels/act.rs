@@ -76,9 +76,9 @@ impl ActQ8K {
                 }
             }
         };
-        let rows = x
-            .chunks(cols)
-            .zip(qs.chunks_mut(cols).zip(d.chunks_mut(cols / 256).zip(bsums.chunks_mut(cols / 16))));
+        let rows = x.chunks(cols).zip(
+            qs.chunks_mut(cols).zip(d.chunks_mut(cols / 256).zip(bsums.chunks_mut(cols / 16))),
+        );
         if n >= PARALLEL_ROWS {
             rows.par_bridge().for_each(row);
         } else {

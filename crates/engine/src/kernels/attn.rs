@@ -109,7 +109,10 @@ const ROWS: usize = 4;
 /// The body; `hd` equals `geo.head_dim` (a constant after inlining for the common widths) and `BS` the block
 /// size.
 #[inline(always)]
-fn attend_tile_impl<const FMA: bool, const BS: usize>(args: TileArgs<'_, '_>, hd: usize) -> Vec<f32> {
+fn attend_tile_impl<const FMA: bool, const BS: usize>(
+    args: TileArgs<'_, '_>,
+    hd: usize,
+) -> Vec<f32> {
     let (q, n_heads, group, scale, kv, geo, kv_head, tile) = args;
     let rows = tile.n_tokens * group;
     let mut max = vec![f32::NEG_INFINITY; rows];

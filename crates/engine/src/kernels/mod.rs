@@ -111,7 +111,11 @@ impl PackedMatrix {
         };
         let block_cols = format.block_cols();
         let row_bytes = cols / block_cols * dtype.type_size();
-        if rows == 0 || cols == 0 || !cols.is_multiple_of(block_cols) || bytes.len() != rows * row_bytes {
+        if rows == 0
+            || cols == 0
+            || !cols.is_multiple_of(block_cols)
+            || bytes.len() != rows * row_bytes
+        {
             return Err(EngineError::Config(format!(
                 "{dtype:?} tensor of {rows}x{cols} cannot hold {} bytes",
                 bytes.len()
@@ -175,7 +179,9 @@ impl PackedMatrix {
         match self.format {
             Format::Q8 => {
                 let act = ActQ8::quantize(x, n, self.cols);
-                self.run(n, out, &|g, t0, nt, dst| q8::group_product(self.group(g), &act, t0, nt, dst));
+                self.run(n, out, &|g, t0, nt, dst| {
+                    q8::group_product(self.group(g), &act, t0, nt, dst)
+                });
             }
             Format::Q4K | Format::Q6K => {
                 let act = ActQ8K::quantize(x, n, self.cols);
@@ -199,12 +205,7 @@ impl PackedMatrix {
     /// Splits the row groups over the thread pool and sweeps token panels inside each share. `kernel(g, t0,
     /// nt, dst)` writes the eight outputs of group `g` for tokens `t0..t0+nt` (`nt ≤ TOKEN_TILE`) into `dst`
     /// laid out `[nt, GROUP_ROWS]`.
-    fn run(
-        &self,
-        n: usize,
-        out: &mut [f32],
-        kernel: &GroupKernel<'_>,
-    ) {
+    fn run(&self, n: usize, out: &mut [f32], kernel: &GroupKernel<'_>) {
         let groups = self.rows.div_ceil(GROUP_ROWS);
         let threads = rayon::current_num_threads().max(1);
         // A few shares per thread so a thread slowed by other load does not hold the rest back.

@@ -84,7 +84,9 @@ pub(super) fn group_product(
     dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
 ) {
     let blocks = act.cols / 256;
-    debug_assert!(group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len());
+    debug_assert!(
+        group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len()
+    );
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: features detected; `group` holds `blocks` super-blocks and `act` the tokens (checked above).
@@ -124,7 +126,8 @@ pub(super) fn scalar(
                         sub += i32::from(quant(blk, r, c)) * i32::from(a[b * 256 + c]);
                     }
                     isum += sub * i32::from(blk[32 + j * 8 + r]);
-                    let s32 = i32::from(bsums[b * 16 + 2 * j]) + i32::from(bsums[b * 16 + 2 * j + 1]);
+                    let s32 =
+                        i32::from(bsums[b * 16 + 2 * j]) + i32::from(bsums[b * 16 + 2 * j + 1]);
                     msum += s32 * i32::from(blk[96 + j * 8 + r]);
                 }
                 let (d, dmin) = (f16_at(blk, 2 * r), f16_at(blk, 16 + 2 * r));
@@ -196,7 +199,8 @@ mod avx2 {
                     for j in 0..8 {
                         let m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(96 + j * 8).cast()));
                         let s32 = i32::from(bs[2 * j]) + i32::from(bs[2 * j + 1]);
-                        msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(m, _mm256_set1_epi32(s32)));
+                        msum =
+                            _mm256_add_epi32(msum, _mm256_mullo_epi32(m, _mm256_set1_epi32(s32)));
                     }
                     let row = _mm256_sub_ps(
                         _mm256_mul_ps(d, _mm256_cvtepi32_ps(acci[t])),

@@ -71,7 +71,9 @@ pub(super) fn group_product(
     dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
 ) {
     let blocks = act.cols / 256;
-    debug_assert!(group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len());
+    debug_assert!(
+        group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len()
+    );
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: features detected; `group` holds `blocks` super-blocks and `act` the tokens (checked above).

@@ -45,7 +45,9 @@ pub(super) fn group_product(
     dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
 ) {
     let blocks = act.cols / 32;
-    debug_assert!(group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len());
+    debug_assert!(
+        group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len()
+    );
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2/FMA/F16C were detected; the lengths were checked above (group holds `blocks` group

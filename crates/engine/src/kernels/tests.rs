@@ -34,8 +34,12 @@ fn scalar_matmul(m: &PackedMatrix, x: &[f32], n: usize) -> Vec<f32> {
             let mut tile = [0f32; GROUP_ROWS * TOKEN_TILE];
             match m.format {
                 Format::Q8 => q8::scalar(m.group(g), &a8, t, 1, blocks, &mut tile),
-                Format::Q4K => q4k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile),
-                Format::Q6K => q6k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile),
+                Format::Q4K => {
+                    q4k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile)
+                }
+                Format::Q6K => {
+                    q6k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile)
+                }
             }
             for r in 0..GROUP_ROWS.min(m.rows - g * GROUP_ROWS) {
                 out[t * m.rows + g * GROUP_ROWS + r] = tile[r];
@@ -69,9 +73,15 @@ fn check(dtype: GgmlDType, rows: usize, cols: usize) {
                 // Activation rounding moves each x by at most amax/254: bound the dot's error by Cauchy–Schwarz.
                 let bound = wnorm * (cols as f64).sqrt() * amax / 254.0 + 1e-4;
                 let got = f64::from(out[t * rows + r]);
-                assert!((got - exact).abs() <= bound, "{dtype:?} n={n} y[{t}][{r}]: {got} vs {exact}");
+                assert!(
+                    (got - exact).abs() <= bound,
+                    "{dtype:?} n={n} y[{t}][{r}]: {got} vs {exact}"
+                );
                 let s = f64::from(scalar[t * rows + r]);
-                assert!((got - s).abs() <= 1e-4 * s.abs().max(1.0), "{dtype:?} simd {got} vs scalar {s}");
+                assert!(
+                    (got - s).abs() <= 1e-4 * s.abs().max(1.0),
+                    "{dtype:?} simd {got} vs scalar {s}"
+                );
             }
         }
     }

@@ -21,8 +21,13 @@ pub(crate) struct ActQ8K {
     pub bsums: Vec<i16>,
 }
 
-/// Quantizes `x` symmetrically to [-127, 127]; returns the scale.
+/// Quantizes `x` symmetrically to [-127, 127] (round half to even); returns the scale.
 fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if x.len().is_multiple_of(8) && super::has_avx2() {
+        // SAFETY: AVX2 was detected; `q` is as long as `x` (callers chunk both alike).
+        return unsafe { avx2::quantize_block(x, q) };
+    }
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if amax == 0.0 || !amax.is_finite() {
         q.iter_mut().for_each(|v| *v = 0);
@@ -31,9 +36,50 @@ fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
     let d = amax / 127.0;
     let id = 1.0 / d;
     for (q, &v) in q.iter_mut().zip(x) {
-        *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+        *q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
     }
     d
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// AVX2 must be available; `x.len()` is a multiple of 8 and `q.len() >= x.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut vmax = _mm256_setzero_ps();
+        for c in x.chunks_exact(8) {
+            // SAFETY: `c` has 8 elements.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vmax) };
+        let amax = lanes.iter().fold(0.0f32, |m, &v| m.max(v));
+        if amax == 0.0 || !amax.is_finite() {
+            q.iter_mut().for_each(|v| *v = 0);
+            return 0.0;
+        }
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(1.0 / d);
+        for (c, out) in x.chunks_exact(8).zip(q.chunks_exact_mut(8)) {
+            // SAFETY: `c` has 8 elements. Rounding is to nearest even and |v·id| ≤ 127, so the packs never
+            // saturate.
+            let b = unsafe {
+                let i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), id));
+                let w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+                _mm_cvtsi128_si64(_mm_packs_epi16(w, w))
+            };
+            for (o, v) in out.iter_mut().zip(b.to_le_bytes()) {
+                *o = v as i8;
+            }
+        }
+        d
+    }
 }
 
 /// Rows are quantized in parallel only when there are enough of them to pay for the fork.
@@ -48,11 +94,12 @@ impl ActQ8 {
                 *d = quantize_block(x, q);
             }
         };
-        let rows = x.chunks(cols).zip(qs.chunks_mut(cols).zip(d.chunks_mut(cols / 32)));
         if n >= PARALLEL_ROWS {
-            rows.par_bridge().for_each(row);
+            x.par_chunks(cols)
+                .zip(qs.par_chunks_mut(cols).zip(d.par_chunks_mut(cols / 32)))
+                .for_each(row);
         } else {
-            rows.for_each(row);
+            x.chunks(cols).zip(qs.chunks_mut(cols).zip(d.chunks_mut(cols / 32))).for_each(row);
         }
         ActQ8 { cols, qs, d }
     }
@@ -76,13 +123,20 @@ impl ActQ8K {
                 }
             }
         };
-        let rows = x.chunks(cols).zip(
-            qs.chunks_mut(cols).zip(d.chunks_mut(cols / 256).zip(bsums.chunks_mut(cols / 16))),
-        );
         if n >= PARALLEL_ROWS {
-            rows.par_bridge().for_each(row);
+            x.par_chunks(cols)
+                .zip(
+                    qs.par_chunks_mut(cols)
+                        .zip(d.par_chunks_mut(cols / 256).zip(bsums.par_chunks_mut(cols / 16))),
+                )
+                .for_each(row);
         } else {
-            rows.for_each(row);
+            x.chunks(cols)
+                .zip(
+                    qs.chunks_mut(cols)
+                        .zip(d.chunks_mut(cols / 256).zip(bsums.chunks_mut(cols / 16))),
+                )
+                .for_each(row);
         }
         ActQ8K { cols, qs, d, bsums }
     }

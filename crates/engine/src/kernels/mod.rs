@@ -180,7 +180,7 @@ impl PackedMatrix {
             Format::Q8 => {
                 let act = ActQ8::quantize(x, n, self.cols);
                 self.run(n, out, &|g, t0, nt, dst| {
-                    q8::group_product(self.group(g), &act, t0, nt, dst)
+                    q8::group_product(self.group(g), &act, t0, nt, dst);
                 });
             }
             Format::Q4K | Format::Q6K => {

@@ -35,10 +35,10 @@ fn scalar_matmul(m: &PackedMatrix, x: &[f32], n: usize) -> Vec<f32> {
             match m.format {
                 Format::Q8 => q8::scalar(m.group(g), &a8, t, 1, blocks, &mut tile),
                 Format::Q4K => {
-                    q4k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile)
+                    q4k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile);
                 }
                 Format::Q6K => {
-                    q6k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile)
+                    q6k::scalar(m.group(g), ak.as_ref().unwrap(), t, 1, blocks, &mut tile);
                 }
             }
             for r in 0..GROUP_ROWS.min(m.rows - g * GROUP_ROWS) {

@@ -3,7 +3,8 @@
 //! A private deployment lives or dies by inference cost, so this crate owns the whole path from a model file
 //! to sampled tokens: GGUF and safetensors loading, the model's own tokenizer and chat template, a paged KV
 //! cache written in place, a batched step API that advances many sequences at once (the server's scheduler
-//! drives it), and sampling. Tensors and quantized kernels come from candle; the model code is our own.
+//! drives it), and sampling. The model code and the hot kernels (quantized matrix products, attention) are our
+//! own; candle supplies tensors and the kernels for less common weight types.
 
 pub mod attention;
 pub mod batch;

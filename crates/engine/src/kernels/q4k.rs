@@ -176,8 +176,10 @@ mod avx2 {
                 let dmin = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16).cast()));
                 let mut acci = [_mm256_setzero_si256(); T];
                 for p in 0..4 {
-                    let sc_lo = pairs_u8(blk.add(32 + 2 * p * 8));
-                    let sc_hi = pairs_u8(blk.add(32 + (2 * p + 1) * 8));
+                    // A sub-block's 8 steps sum in 16 bits (8 × 2·15·127 = 30480 < 2^15), so the scale
+                    // multiply and the widening happen once per sub-block, not once per step.
+                    let mut sum_lo = [_mm256_setzero_si256(); T];
+                    let mut sum_hi = [_mm256_setzero_si256(); T];
                     for s in 0..8 {
                         let v = _mm256_loadu_si256(blk.add(QS + (p * 8 + s) * 32).cast());
                         let lo = _mm256_and_si256(v, low);
@@ -186,10 +188,16 @@ mod avx2 {
                             let at = a[t].add(b * 256 + 64 * p + 4 * s);
                             let alo = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());
                             let ahi = _mm256_set1_epi32(at.add(32).cast::<i32>().read_unaligned());
-                            let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, alo), sc_lo);
-                            let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ahi), sc_hi);
-                            acci[t] = _mm256_add_epi32(acci[t], _mm256_add_epi32(plo, phi));
+                            sum_lo[t] = _mm256_add_epi16(sum_lo[t], _mm256_maddubs_epi16(lo, alo));
+                            sum_hi[t] = _mm256_add_epi16(sum_hi[t], _mm256_maddubs_epi16(hi, ahi));
                         }
+                    }
+                    let sc_lo = pairs_u8(blk.add(32 + 2 * p * 8));
+                    let sc_hi = pairs_u8(blk.add(32 + (2 * p + 1) * 8));
+                    for t in 0..T {
+                        let plo = _mm256_madd_epi16(sum_lo[t], sc_lo);
+                        let phi = _mm256_madd_epi16(sum_hi[t], sc_hi);
+                        acci[t] = _mm256_add_epi32(acci[t], _mm256_add_epi32(plo, phi));
                     }
                 }
                 for t in 0..T {

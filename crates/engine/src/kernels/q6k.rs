@@ -158,11 +158,18 @@ mod avx2 {
                 let mut acci = [_mm256_setzero_si256(); T];
                 for j in 0..16 {
                     let sc = pairs_i8(blk.add(16 + j * 8));
-                    for s in 4 * j..4 * j + 4 {
-                        let v = _mm256_loadu_si256(blk.add(QS + s * 32).cast());
+                    // Two steps sum in 16 bits (2 × 2·63·127 = 32004 < 2^15) before the scale multiply.
+                    for s in (4 * j..4 * j + 4).step_by(2) {
+                        let v0 = _mm256_loadu_si256(blk.add(QS + s * 32).cast());
+                        let v1 = _mm256_loadu_si256(blk.add(QS + (s + 1) * 32).cast());
                         for t in 0..T {
-                            let four = a[t].add(b * 256 + 4 * s).cast::<i32>().read_unaligned();
-                            let p = _mm256_maddubs_epi16(v, _mm256_set1_epi32(four));
+                            let at = a[t].add(b * 256 + 4 * s);
+                            let a0 = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());
+                            let a1 = _mm256_set1_epi32(at.add(4).cast::<i32>().read_unaligned());
+                            let p = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(v0, a0),
+                                _mm256_maddubs_epi16(v1, a1),
+                            );
                             acci[t] = _mm256_add_epi32(acci[t], _mm256_madd_epi16(p, sc));
                         }
                     }

@@ -8,7 +8,7 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kv_cache::{KvGeometry, LayerKv};
 use crate::rope::{Rope, RopeTables};
-use crate::weights::{Linear, Weights};
+use crate::weights::{Linear, StackedLinear, Weights};
 
 /// What every layer of one step shares: the step's layout, the RoPE tables for its positions, the cache shape.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +54,7 @@ impl RmsNorm {
 /// The gated MLP of Llama-style models: `down(silu(gate(x)) * up(x))` (Shazeer 2020).
 #[derive(Debug, Clone)]
 pub struct SwiGluMlp {
-    gate: Linear,
-    up: Linear,
+    gate_up: StackedLinear,
     down: Linear,
 }
 
@@ -68,16 +67,20 @@ impl SwiGluMlp {
         intermediate: usize,
     ) -> Result<SwiGluMlp> {
         Ok(SwiGluMlp {
-            gate: w.linear(&format!("{prefix}.gate_proj"), intermediate, hidden, false)?,
-            up: w.linear(&format!("{prefix}.up_proj"), intermediate, hidden, false)?,
+            gate_up: StackedLinear::new(vec![
+                w.linear(&format!("{prefix}.gate_proj"), intermediate, hidden, false)?,
+                w.linear(&format!("{prefix}.up_proj"), intermediate, hidden, false)?,
+            ]),
             down: w.linear(&format!("{prefix}.down_proj"), hidden, intermediate, false)?,
         })
     }
 
     /// Applies the MLP to `x` (`[n, hidden]`).
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let mut gate = self.gate.forward(x, n)?;
-        let up = self.up.forward(x, n)?;
+        let [mut gate, up]: [Vec<f32>; 2] =
+            self.gate_up.forward(x, n)?.try_into().map_err(|_| {
+                EngineError::Config("internal: gate/up stack lost a part".to_owned())
+            })?;
         for (g, u) in gate.iter_mut().zip(&up) {
             *g = *g / (1.0 + (-*g).exp()) * u;
         }
@@ -88,9 +91,7 @@ impl SwiGluMlp {
 /// Grouped-query self-attention with rotary embeddings; K/V go straight into the paged cache.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: StackedLinear,
     o: Linear,
     n_heads: usize,
     n_kv_heads: usize,
@@ -103,9 +104,11 @@ impl Attention {
         let (h, nh, nkv, hd) = (cfg.hidden_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
         let bias = cfg.attention_bias;
         Ok(Attention {
-            q: w.linear(&format!("{prefix}.q_proj"), nh * hd, h, bias)?,
-            k: w.linear(&format!("{prefix}.k_proj"), nkv * hd, h, bias)?,
-            v: w.linear(&format!("{prefix}.v_proj"), nkv * hd, h, bias)?,
+            qkv: StackedLinear::new(vec![
+                w.linear(&format!("{prefix}.q_proj"), nh * hd, h, bias)?,
+                w.linear(&format!("{prefix}.k_proj"), nkv * hd, h, bias)?,
+                w.linear(&format!("{prefix}.v_proj"), nkv * hd, h, bias)?,
+            ]),
             o: w.linear(&format!("{prefix}.o_proj"), h, nh * hd, false)?,
             n_heads: nh,
             n_kv_heads: nkv,
@@ -118,9 +121,11 @@ impl Attention {
         let StepContext { batch, rope, tables, geo } = *step;
         let n = batch.tokens.len();
         let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let mut q = self.q.forward(x, n)?;
-        let mut k = self.k.forward(x, n)?;
-        let v = self.v.forward(x, n)?;
+        let [mut q, mut k, v]: [Vec<f32>; 3] = self
+            .qkv
+            .forward(x, n)?
+            .try_into()
+            .map_err(|_| EngineError::Config("internal: QKV stack lost a part".to_owned()))?;
         rope.apply(&mut q, nh, hd, tables);
         rope.apply(&mut k, nkv, hd, tables);
         let row = nkv * hd;
@@ -185,9 +190,8 @@ pub fn add_assign(x: &mut [f32], h: &[f32]) {
 impl DenseBlock {
     /// Bytes of weights one decode step reads from this block.
     pub fn weight_bytes(&self) -> usize {
-        let a = &self.attn;
-        let m = &self.mlp;
-        [&a.q, &a.k, &a.v, &a.o, &m.gate, &m.up, &m.down].iter().map(|l| l.weight_bytes()).sum()
+        let (a, m) = (&self.attn, &self.mlp);
+        a.qkv.weight_bytes() + a.o.weight_bytes() + m.gate_up.weight_bytes() + m.down.weight_bytes()
     }
 }
 

@@ -165,6 +165,72 @@ impl Linear {
     }
 }
 
+/// Linear layers that read the same input (Q/K/V, gate/up), multiplied as one stacked matrix when their
+/// weights allow it (see [`PackedMatrix::stack_rows`]) and one by one otherwise.
+#[derive(Debug, Clone)]
+pub struct StackedLinear {
+    /// Each part's output width.
+    widths: Vec<usize>,
+    /// The parts, when they could not be stacked (otherwise empty: the stacked copy replaces them).
+    parts: Vec<Linear>,
+    stacked: Option<Linear>,
+}
+
+impl StackedLinear {
+    /// Stacks `parts` if they can be.
+    pub fn new(parts: Vec<Linear>) -> StackedLinear {
+        let packed: Option<Vec<&PackedMatrix>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                MatrixWeight::Packed(p) => Some(p.as_ref()),
+                MatrixWeight::Candle(_) => None,
+            })
+            .collect();
+        let stacked = packed.and_then(|p| PackedMatrix::stack_rows(&p)).map(|m| {
+            let bias = parts.iter().any(|l| l.bias.is_some()).then(|| {
+                parts
+                    .iter()
+                    .flat_map(|l| l.bias.clone().unwrap_or_else(|| vec![0.0; l.out_dim]))
+                    .collect()
+            });
+            Linear {
+                out_dim: m.rows(),
+                in_dim: m.cols(),
+                weight: MatrixWeight::Packed(Arc::new(m)),
+                bias,
+            }
+        });
+        let widths = parts.iter().map(|l| l.out_dim).collect();
+        match stacked {
+            Some(s) => StackedLinear { widths, parts: Vec::new(), stacked: Some(s) },
+            None => StackedLinear { widths, parts, stacked: None },
+        }
+    }
+
+    /// Each part's output for `x` (`[n, in]`): one `[n, out_i]` vector per part, in order.
+    pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        let Some(stacked) = &self.stacked else {
+            return self.parts.iter().map(|l| l.forward(x, n)).collect();
+        };
+        let y = stacked.forward(x, n)?;
+        let mut outs: Vec<Vec<f32>> =
+            self.widths.iter().map(|w| Vec::with_capacity(n * w)).collect();
+        for row in y.chunks(stacked.out_dim) {
+            let mut at = 0;
+            for (out, &w) in outs.iter_mut().zip(&self.widths) {
+                out.extend_from_slice(&row[at..at + w]);
+                at += w;
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Bytes of weights read per token.
+    pub fn weight_bytes(&self) -> usize {
+        self.stacked.iter().chain(&self.parts).map(Linear::weight_bytes).sum()
+    }
+}
+
 /// The token embedding table (kept quantized for GGUF; rows are dequantized on lookup).
 #[derive(Debug, Clone)]
 pub struct Embedding {

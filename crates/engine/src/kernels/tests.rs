@@ -109,3 +109,26 @@ fn unsupported_and_mis_sized_inputs_are_errors() {
     assert!(PackedMatrix::from_ggml(GgmlDType::Q8_0, &[0; 33], 1, 32).is_err());
     assert!(PackedMatrix::from_ggml(GgmlDType::Q4K, &[0; 144], 1, 100).is_err());
 }
+
+#[test]
+fn stacked_rows_multiply_like_their_parts() {
+    let (a, _) = fixture(GgmlDType::Q8_0, 16, 64);
+    let (b, _) = fixture(GgmlDType::Q8_0, 8, 64);
+    let stacked = PackedMatrix::stack_rows(&[&a, &b]).unwrap();
+    let x = random(3, 64, 5);
+    let (mut ya, mut yb, mut ys) = (vec![0.0; 3 * 16], vec![0.0; 3 * 8], vec![0.0; 3 * 24]);
+    a.matmul(&x, 3, &mut ya);
+    b.matmul(&x, 3, &mut yb);
+    stacked.matmul(&x, 3, &mut ys);
+    for t in 0..3 {
+        assert_eq!(&ys[t * 24..t * 24 + 16], &ya[t * 16..(t + 1) * 16]);
+        assert_eq!(&ys[t * 24 + 16..(t + 1) * 24], &yb[t * 8..(t + 1) * 8]);
+    }
+    // Parts that do not fill whole row groups, or differ in format or width, are not stacked.
+    let (odd, _) = fixture(GgmlDType::Q8_0, 13, 64);
+    let (k, _) = fixture(GgmlDType::Q4K, 8, 256);
+    let (wide, _) = fixture(GgmlDType::Q8_0, 8, 96);
+    assert!(PackedMatrix::stack_rows(&[&a, &odd]).is_none());
+    assert!(PackedMatrix::stack_rows(&[&a, &k]).is_none());
+    assert!(PackedMatrix::stack_rows(&[&a, &wide]).is_none());
+}

@@ -2,9 +2,10 @@
 //! SIGTERM; bad listen settings are configuration errors.
 
 use std::{
+    ffi::OsStr,
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
-    process::{Command, Stdio},
+    process::{Child, ChildStderr, Command, Stdio},
 };
 
 use crate::finllm;
@@ -17,12 +18,16 @@ pub fn http_get(addr: &str, path: &str) -> String {
     response
 }
 
-#[test]
-fn serve_starts_without_a_model_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `finllm serve --port 0 --no-download <args>` in `dir`; returns the process, the address it
+/// listens on, and the rest of its log.
+pub fn spawn_serve(
+    dir: &std::path::Path,
+    args: &[&OsStr],
+) -> (Child, String, BufReader<ChildStderr>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_finllm"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["serve", "--port", "0", "--no-download"])
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -33,7 +38,13 @@ fn serve_starts_without_a_model_and_stops_on_sigterm() {
         addr = line.split("listening on http://").nth(1).map(|a| a.trim().to_owned());
         line.clear();
     }
-    let addr = addr.expect("serve never said where it listens");
+    (child, addr.expect("serve never said where it listens"), stderr)
+}
+
+#[test]
+fn serve_starts_without_a_model_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _log) = spawn_serve(dir.path(), &[]);
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
     let models = http_get(&addr, "/v1/models");
     assert!(models.contains(r#""data":[]"#), "{models}");

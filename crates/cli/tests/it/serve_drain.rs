@@ -3,14 +3,14 @@
 //! the audit chain still verifies afterwards.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::TcpStream,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use crate::finllm;
+use crate::{finllm, serve::spawn_serve};
 
 const STREAMS: usize = 4;
 const MAX_TOKENS: usize = 3000;
@@ -48,21 +48,8 @@ fn open_stream(addr: &str) -> (TcpStream, Vec<u8>) {
 fn sigterm_drains_in_flight_streams_refuses_new_connections_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_finllm"))
-        .current_dir(dir.path())
-        .args(["serve", "--port", "0", "--no-download", "--model"])
-        .arg(&model)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("listening on http://").nth(1).map(|a| a.trim().to_owned());
-        line.clear();
-    }
-    let addr = addr.expect("serve never said where it listens");
+    let (mut child, addr, mut stderr) =
+        spawn_serve(dir.path(), &["--model".as_ref(), model.as_os_str()]);
     // Keep draining the log so the server never blocks on a full pipe; keep it for failure messages.
     let log = std::thread::spawn(move || {
         let mut rest = String::new();

@@ -4,21 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    config,
-    engine::{MODEL, fixture},
-    start,
-};
+use crate::engine::{MODEL, engine_server, post, stream};
 
 async fn server() -> crate::TestServer {
-    let mut cfg = config(&[]);
-    cfg.engine = Some(server::engine_backend::EngineConfig {
-        model: fixture(),
-        kv_cache_bytes: 64 << 20,
-        max_context: 512,
-        scheduler: server::engine_backend::default_scheduler(),
-    });
-    start(cfg).await
+    engine_server(64 << 20).await
 }
 
 fn schema() -> Value {
@@ -102,14 +91,8 @@ fn request(format: &Value, seed: u64, max_tokens: u32) -> Value {
     })
 }
 
-async fn post(server: &crate::TestServer, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+async fn chat(server: &crate::TestServer, body: &Value) -> (u16, Value) {
+    post(server, "/v1/chat/completions", body).await
 }
 
 #[tokio::test]
@@ -122,7 +105,7 @@ async fn json_schema_output_parses_and_validates_for_every_seed_and_budget() {
     for (seed, max_tokens) in
         [(0, 400), (1, 400), (2, 200), (3, 150), (4, 120), (5, 100), (6, 300), (7, 90)]
     {
-        let (status, answer) = post(&server, &request(&format, seed, max_tokens)).await;
+        let (status, answer) = chat(&server, &request(&format, seed, max_tokens)).await;
         assert_eq!(status, 200, "{answer}");
         let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
         let value: Value = serde_json::from_str(content)
@@ -140,7 +123,7 @@ async fn json_object_output_is_an_object_streamed_or_not_with_several_choices() 
     for seed in 0..4 {
         let mut body = request(&json!({"type": "json_object"}), seed, 200);
         body["n"] = json!(2);
-        let (status, answer) = post(&server, &body).await;
+        let (status, answer) = chat(&server, &body).await;
         assert_eq!(status, 200, "{answer}");
         for choice in answer["choices"].as_array().unwrap() {
             let content = choice["message"]["content"].as_str().unwrap();
@@ -150,25 +133,7 @@ async fn json_object_output_is_an_object_streamed_or_not_with_several_choices() 
         }
         body["n"] = json!(1);
         body["stream"] = json!(true);
-        let text = reqwest::Client::new()
-            .post(server.url("/v1/chat/completions"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let content: String = text
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .filter_map(|d| {
-                serde_json::from_str::<Value>(d).unwrap()["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
+        let (content, _) = stream(&server, "/v1/chat/completions", &body).await;
         let value: Value = serde_json::from_str(&content)
             .unwrap_or_else(|e| panic!("streamed, seed {seed}: {e}: {content}"));
         assert!(value.is_object());
@@ -182,7 +147,7 @@ async fn unsupported_formats_are_refused_by_name() {
     let check = |format: Value, want: &'static str, param: &'static str| {
         let server = &server;
         async move {
-            let (status, answer) = post(server, &request(&format, 0, 20)).await;
+            let (status, answer) = chat(server, &request(&format, 0, 20)).await;
             assert_eq!(status, 400, "{answer}");
             let message = answer["error"]["message"].as_str().unwrap();
             assert!(message.contains(want), "{message}");
@@ -205,7 +170,7 @@ async fn unsupported_formats_are_refused_by_name() {
     check(json!({"type": "json_schema"}), "json_schema object", "response_format.json_schema")
         .await;
     // Plain text stays unconstrained.
-    let (status, _) = post(&server, &request(&json!({"type": "text"}), 0, 5)).await;
+    let (status, _) = chat(&server, &request(&json!({"type": "text"}), 0, 5)).await;
     assert_eq!(status, 200);
     server.shutdown().await;
 }

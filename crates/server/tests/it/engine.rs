@@ -10,11 +10,11 @@ use crate::{TestServer, config, start};
 
 pub(crate) const MODEL: &str = "model-q8_0";
 
-pub(crate) fn fixture() -> PathBuf {
+fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/fixtures/qwen2/model-q8_0.gguf")
 }
 
-async fn engine_server(kv_cache_bytes: usize) -> TestServer {
+pub(crate) async fn engine_server(kv_cache_bytes: usize) -> TestServer {
     let mut cfg = config(&[]);
     cfg.engine = Some(server::engine_backend::EngineConfig {
         model: fixture(),
@@ -25,14 +25,14 @@ async fn engine_server(kv_cache_bytes: usize) -> TestServer {
     start(cfg).await
 }
 
-async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new().post(server.url(path)).json(body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 /// Streams a request and returns the concatenated content and every parsed event.
-async fn stream(server: &TestServer, path: &str, body: &Value) -> (String, Vec<Value>) {
+pub(crate) async fn stream(server: &TestServer, path: &str, body: &Value) -> (String, Vec<Value>) {
     let response = reqwest::Client::new().post(server.url(path)).json(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();

@@ -4,7 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::{MODEL, engine_server, post, stream};
+use crate::{
+    config,
+    engine::{MODEL, engine_server, post, stream},
+    fake_upstream::{self, Behaviour},
+    start,
+};
 
 async fn server() -> crate::TestServer {
     engine_server(64 << 20).await
@@ -172,5 +177,19 @@ async fn unsupported_formats_are_refused_by_name() {
     // Plain text stays unconstrained.
     let (status, _) = chat(&server, &request(&json!({"type": "text"}), 0, 5)).await;
     assert_eq!(status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_backends_get_response_format_unchanged() {
+    let upstream = fake_upstream::spawn("up", "remote-model", Behaviour::Healthy).await;
+    let server = start(config(&[upstream.url.as_str()])).await;
+    // Even a keyword the engine refuses is the upstream's business.
+    let format = json!({"type": "json_schema", "json_schema": {"name": "x", "strict": true, "schema": {"type": "string", "pattern": "^[A-Z]{3}$"}}});
+    let mut body = request(&format, 0, 5);
+    body["model"] = json!("remote-model");
+    let (status, answer) = chat(&server, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["echo_response_format"], format);
     server.shutdown().await;
 }

@@ -151,6 +151,7 @@ async fn chat(State(state): State<FakeState>, body: String) -> Response {
         "model": request["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("from {}", state.name)}, "finish_reason": "stop"}],
         "echo_top_k": echo,
+        "echo_response_format": request.get("response_format"),
     }))
     .into_response()
 }

@@ -172,6 +172,11 @@ mod avx2 {
             // below `blocks * 256 = cols` for each of the T tokens.
             unsafe {
                 let blk = base.add(b * GROUP_BLOCK_BYTES);
+                // Prefetch the next super-block while this one is multiplied (prefetches never fault).
+                let next = blk.wrapping_add(2 * GROUP_BLOCK_BYTES);
+                for line in (0..GROUP_BLOCK_BYTES).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line).cast());
+                }
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(blk.cast()));
                 let dmin = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16).cast()));
                 let mut acci = [_mm256_setzero_si256(); T];

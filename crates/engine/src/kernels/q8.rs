@@ -99,6 +99,9 @@ mod avx2 {
 
     use super::{ActQ8, GROUP_BLOCK_BYTES, GROUP_ROWS, TOKEN_TILE};
 
+    /// How far ahead of the block being multiplied the weights are prefetched.
+    const PREFETCH_BYTES: usize = 4 * GROUP_BLOCK_BYTES;
+
     /// # Safety
     /// AVX2, FMA and F16C must be available; `group` must hold `blocks` group blocks and `act` tokens
     /// `t0..t0+T`.
@@ -122,6 +125,14 @@ mod avx2 {
             // `blocks * 32 = cols` for each of the T tokens.
             unsafe {
                 let blk = base.add(b * GROUP_BLOCK_BYTES);
+                // Decode streams weights once: ask for the block after next early (prefetches never fault,
+                // so running past the group's end is harmless).
+                let ahead = blk.wrapping_add(PREFETCH_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64).cast());
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128).cast());
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(192).cast());
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(256).cast());
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(blk.cast()));
                 let mut acci = [_mm256_setzero_si256(); T];
                 for s in 0..8 {

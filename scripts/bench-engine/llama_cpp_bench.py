@@ -19,6 +19,7 @@ import time
 
 import gguf
 import llama_cpp
+import numpy as np
 
 
 def token_stream(vocab, seed=0x9E3779B97F4A7C15):
@@ -45,6 +46,12 @@ def model_bytes(path):
     hidden = field(f"{arch}.embedding_length")
     kv_per_token = layers * 2 * kv_heads * (hidden // heads) * 2  # K and V, f16
     return total, kv_per_token
+
+
+def last_argmax(llm):
+    """Greedy choice from the last evaluated position (llama-cpp-python keeps no scores without logits_all)."""
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return int(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).argmax())
 
 
 def main():
@@ -80,7 +87,7 @@ def main():
             prefill.append(args.prompt_tokens / (time.perf_counter() - start))
             start = time.perf_counter()
             for _ in range(args.gen_tokens):
-                llm.eval([int(llm.scores[llm.n_tokens - 1].argmax())])
+                llm.eval([last_argmax(llm)])
             decode.append(args.gen_tokens / (time.perf_counter() - start))
         results.append(dict(
             depth=depth, prefill_tokens_per_s=statistics.median(prefill),

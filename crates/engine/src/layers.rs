@@ -81,9 +81,7 @@ impl SwiGluMlp {
             self.gate_up.forward(x, n)?.try_into().map_err(|_| {
                 EngineError::Config("internal: gate/up stack lost a part".to_owned())
             })?;
-        for (g, u) in gate.iter_mut().zip(&up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
-        }
+        crate::kernels::silu_mul(&mut gate, &up);
         self.down.forward(&gate, n)
     }
 }

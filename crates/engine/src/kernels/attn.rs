@@ -80,14 +80,14 @@ type TileArgs<'a, 'b> =
 
 /// `a·b + c`, fused when the CPU has FMA (otherwise `mul_add` would call libm).
 #[inline(always)]
-fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(super) fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// `e^x` for `x ≤ 0` (softmax weights after subtracting the running maximum), relative error below 4e-6:
 /// `2^(x·log2 e)` split into an integer power (built from the exponent bits) and the degree-6 Taylor polynomial of `2^f`, `|f| ≤ 1/2`.
 #[inline(always)]
-fn exp_neg<const FMA: bool>(x: f32) -> f32 {
+pub(super) fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     let t = x.max(-87.0) * std::f32::consts::LOG2_E;
     // Round to nearest with the 1.5·2^23 trick: no libm call, vectorises.
     let n = (t + 12_582_912.0) - 12_582_912.0;

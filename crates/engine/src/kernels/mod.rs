@@ -18,6 +18,7 @@
 #![allow(unsafe_code)]
 
 mod act;
+mod activation;
 mod attn;
 mod q4k;
 mod q6k;
@@ -28,6 +29,7 @@ use half::f16;
 use rayon::prelude::*;
 
 pub(crate) use act::{ActQ8, ActQ8K};
+pub use activation::silu_mul;
 pub use attn::attend_tile;
 
 use crate::error::{EngineError, Result};

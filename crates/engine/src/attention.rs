@@ -102,41 +102,54 @@ mod tests {
         (0..hd).map(|d| e.iter().zip(values).map(|(p, v)| p * r(v[d])).sum::<f32>() / z).collect()
     }
 
-    #[test]
-    fn online_softmax_matches_naive_across_blocks_and_gqa() {
-        let geo = KvGeometry { block_size: 4, n_kv_heads: 2, head_dim: 8 };
+    /// Every block size and the usual head widths (each takes its own kernel path), GQA groups of 1, 4 and 7
+    /// heads (a partial row group), a scrambled block table, a partly filled last block.
+    fn check_online_softmax(block_size: usize, head_dim: usize, group: usize) {
+        let geo = KvGeometry { block_size, n_kv_heads: 2, head_dim };
         let n_blocks = 5;
         let mut kv = LayerKv {
             k: vec![f16::ZERO; n_blocks * geo.block_elems()],
             v: vec![f16::ZERO; n_blocks * geo.block_elems()],
         };
-        // A scrambled block table: positions 0..11 live in blocks 3, 0, 4.
         let table = [3u32, 0, 4];
-        let ctx_len = 11;
+        let ctx_len = 2 * block_size + block_size / 2 + 1;
         let val =
             |p: usize, h: usize, d: usize, s: f32| ((p * 31 + h * 7 + d) as f32 * s).sin() * 2.0;
+        let row = 2 * head_dim;
         for p in 0..ctx_len {
-            let slot = crate::kv_cache::Slot { block: table[p / 4], offset: p % 4 };
-            let k: Vec<f32> = (0..16).map(|i| val(p, i / 8, i % 8, 0.37)).collect();
-            let v: Vec<f32> = (0..16).map(|i| val(p, i / 8, i % 8, 0.71)).collect();
+            let slot =
+                crate::kv_cache::Slot { block: table[p / block_size], offset: p % block_size };
+            let k: Vec<f32> = (0..row).map(|i| val(p, i / head_dim, i % head_dim, 0.37)).collect();
+            let v: Vec<f32> = (0..row).map(|i| val(p, i / head_dim, i % head_dim, 0.71)).collect();
             kv.write(&geo, slot, &k, &v);
         }
-        let n_heads = 4;
-        let q: Vec<f32> = (0..n_heads * 8).map(|i| (i as f32 * 0.13).cos()).collect();
-        let mut out = vec![0.0; n_heads * 8];
+        let n_heads = 2 * group;
+        let q: Vec<f32> = (0..n_heads * head_dim).map(|i| (i as f32 * 0.13).cos() * 0.3).collect();
+        let mut out = vec![0.0; n_heads * head_dim];
         let tiles =
             [QueryTile { first_token: 0, n_tokens: 1, blocks: &table, first_context_len: ctx_len }];
         paged_attention(&q, n_heads, &kv, &geo, &tiles, &mut out);
         for h in 0..n_heads {
-            let kvh = h / 2;
-            let keys: Vec<Vec<f32>> =
-                (0..ctx_len).map(|p| (0..8).map(|d| val(p, kvh, d, 0.37)).collect()).collect();
-            let vals: Vec<Vec<f32>> =
-                (0..ctx_len).map(|p| (0..8).map(|d| val(p, kvh, d, 0.71)).collect()).collect();
-            let want = naive(&q[h * 8..(h + 1) * 8], &keys, &vals);
-            for (a, b) in out[h * 8..(h + 1) * 8].iter().zip(&want) {
-                assert!((a - b).abs() < 1e-4, "head {h}: {a} vs {b}");
+            let kvh = h / group;
+            let keys: Vec<Vec<f32>> = (0..ctx_len)
+                .map(|p| (0..head_dim).map(|d| val(p, kvh, d, 0.37)).collect())
+                .collect();
+            let vals: Vec<Vec<f32>> = (0..ctx_len)
+                .map(|p| (0..head_dim).map(|d| val(p, kvh, d, 0.71)).collect())
+                .collect();
+            let want = naive(&q[h * head_dim..(h + 1) * head_dim], &keys, &vals);
+            for (a, b) in out[h * head_dim..(h + 1) * head_dim].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "bs {block_size} hd {head_dim} head {h}: {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn online_softmax_matches_naive_across_blocks_and_gqa() {
+        for (bs, hd, group) in
+            [(4, 8, 2), (8, 64, 1), (16, 64, 7), (16, 128, 4), (32, 64, 7), (32, 8, 2), (16, 96, 3)]
+        {
+            check_online_softmax(bs, hd, group);
         }
     }
 }

@@ -181,10 +181,14 @@ fn block_scores<const FMA: bool, const BS: usize>(
     scores: &mut [[f32; BS]; ROWS],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && BS == 16 {
+    if FMA && BS.is_multiple_of(16) {
         // SAFETY: `FMA` is true only inside `attend_tile_avx2`, whose caller detected AVX2 and FMA; `keys_t`
-        // holds `hd` rows of 16 and every query row `hd` values.
-        unsafe { avx2::scores16(q_rows, keys_t, hd, scale, scores.as_flattened_mut()) };
+        // holds `hd` rows of `BS` and every query row `hd` values; each call covers 16 of the `BS` columns.
+        for half in (0..BS).step_by(16) {
+            unsafe {
+                avx2::scores16(q_rows, keys_t, hd, BS, half, scale, scores.as_flattened_mut());
+            };
+        }
         return;
     }
     for (d, kt) in keys_t.chunks_exact(BS).enumerate() {
@@ -221,29 +225,33 @@ mod avx2 {
 
     use super::ROWS;
 
-    /// Scores of `ROWS` query rows against a block of 16 keys: 8 accumulator registers, each key row
+    /// Scores of `ROWS` query rows against 16 keys (columns `first..first+16` of a block of `bs`): 8 accumulator registers, each key row
     /// loaded once for all rows.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `keys_t.len() >= hd * 16`, each `q_rows[r].len() >= hd`,
-    /// `out.len() >= ROWS * 16`.
+    /// AVX2 and FMA must be available; `first + 16 <= bs`, `keys_t.len() >= hd * bs`, each
+    /// `q_rows[r].len() >= hd`, `out.len() >= ROWS * bs`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn scores16(
         q_rows: &[&[f32]; ROWS],
         keys_t: &[f32],
         hd: usize,
+        bs: usize,
+        first: usize,
         scale: f32,
         out: &mut [f32],
     ) {
-        debug_assert!(keys_t.len() >= hd * 16 && out.len() >= ROWS * 16);
+        debug_assert!(first + 16 <= bs && keys_t.len() >= hd * bs && out.len() >= ROWS * bs);
         let mut s = [[_mm256_setzero_ps(); 2]; ROWS];
         let kp = keys_t.as_ptr();
         for d in 0..hd {
-            // SAFETY: `d < hd`, so `d * 16 + 16 <= keys_t.len()` and `d < q_rows[r].len()`.
+            // SAFETY: `d < hd` and `first + 16 <= bs`, so `d * bs + first + 16 <= keys_t.len()`, and
+            // `d < q_rows[r].len()`.
             unsafe {
-                let k0 = _mm256_loadu_ps(kp.add(d * 16));
-                let k1 = _mm256_loadu_ps(kp.add(d * 16 + 8));
+                let k0 = _mm256_loadu_ps(kp.add(d * bs + first));
+                let k1 = _mm256_loadu_ps(kp.add(d * bs + first + 8));
                 for (s, qr) in s.iter_mut().zip(q_rows) {
                     let qd = _mm256_set1_ps(*qr.get_unchecked(d) * scale);
                     s[0] = _mm256_fmadd_ps(qd, k0, s[0]);
@@ -252,10 +260,10 @@ mod avx2 {
             }
         }
         for (r, s) in s.iter().enumerate() {
-            // SAFETY: `out` has room for ROWS rows of 16.
+            // SAFETY: `out` has room for ROWS rows of `bs`, and `first + 16 <= bs`.
             unsafe {
-                _mm256_storeu_ps(out.as_mut_ptr().add(r * 16), s[0]);
-                _mm256_storeu_ps(out.as_mut_ptr().add(r * 16 + 8), s[1]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * bs + first), s[0]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * bs + first + 8), s[1]);
             }
         }
     }

@@ -22,8 +22,8 @@ mod kb;
 mod keys_audit;
 mod pull;
 mod serve;
-mod serve_drain;
 mod serve_default_model;
+mod serve_drain;
 
 use std::{path::Path, process::Command};
 

@@ -83,8 +83,7 @@ fn has_avx2() -> bool {
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *AVX2.get_or_init(|| {
-            std::env::var_os("FINLLM_NO_SIMD").is_none()
-                && is_x86_feature_detected!("avx2")
+            is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
         })

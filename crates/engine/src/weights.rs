@@ -125,7 +125,7 @@ impl MatrixWeight {
         match self {
             MatrixWeight::Packed(p) => {
                 let mut out = vec![0.0; n * out_dim];
-                p.matmul(x, n, &mut out);
+                p.matmul(x, n, &mut out)?;
                 Ok(out)
             }
             MatrixWeight::Candle(q) => {

@@ -192,10 +192,18 @@ impl PackedMatrix {
         }
     }
 
-    /// `out[t] = W · x[t]` for `n` tokens: `x` is `[n, cols]`, `out` is `[n, rows]`.
-    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        debug_assert_eq!(x.len(), n * self.cols);
-        debug_assert_eq!(out.len(), n * self.rows);
+    /// `out[t] = W · x[t]` for `n` tokens: `x` is `[n, cols]`, `out` is `[n, rows]`. Other lengths are an
+    /// error (the kernels write `out` through a raw pointer, so the check is not left to debug builds).
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        if x.len() != n * self.cols || out.len() != n * self.rows {
+            return Err(EngineError::Config(format!(
+                "internal: {}x{} product given {} inputs and {} outputs for {n} tokens",
+                self.rows,
+                self.cols,
+                x.len(),
+                out.len()
+            )));
+        }
         match self.format {
             Format::Q8 => {
                 let act = ActQ8::quantize(x, n, self.cols);
@@ -215,6 +223,7 @@ impl PackedMatrix {
                 });
             }
         }
+        Ok(())
     }
 
     fn group(&self, g: usize) -> &[u8] {

@@ -84,12 +84,16 @@ pub(super) fn group_product(
     dst: &mut [f32; GROUP_ROWS * TOKEN_TILE],
 ) {
     let blocks = act.cols / 256;
-    debug_assert!(
-        group.len() >= blocks * GROUP_BLOCK_BYTES && (t0 + nt) * act.cols <= act.qs.len()
-    );
+    // The SIMD kernels read through raw pointers, so their bounds are checked here in every build; the
+    // scalar path indexes with checks of its own.
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: features detected; `group` holds `blocks` super-blocks and `act` the tokens (checked above).
+    let in_bounds = (1..=TOKEN_TILE).contains(&nt)
+        && group.len() >= blocks * GROUP_BLOCK_BYTES
+        && (t0 + nt) * act.cols <= act.qs.len();
+    #[cfg(target_arch = "x86_64")]
+    if in_bounds && has_avx2() {
+        // SAFETY: AVX2/FMA/F16C were detected and `in_bounds` holds: `group` has `blocks` group blocks
+        // and `act` the tokens `t0..t0+nt`.
         unsafe {
             match nt {
                 1 => avx2::product::<1>(group, act, t0, blocks, dst),

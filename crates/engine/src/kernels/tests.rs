@@ -61,7 +61,7 @@ fn check(dtype: GgmlDType, rows: usize, cols: usize) {
     for n in [1, 2, 3, 4, 5, 9, 70] {
         let x = random(n, cols, 11 + n as u64);
         let mut out = vec![0.0; n * rows];
-        packed.matmul(&x, n, &mut out);
+        packed.matmul(&x, n, &mut out).unwrap();
         let scalar = scalar_matmul(&packed, &x, n);
         for t in 0..n {
             let xt = &x[t * cols..(t + 1) * cols];
@@ -117,9 +117,11 @@ fn stacked_rows_multiply_like_their_parts() {
     let stacked = PackedMatrix::stack_rows(&[&a, &b]).unwrap();
     let x = random(3, 64, 5);
     let (mut ya, mut yb, mut ys) = (vec![0.0; 3 * 16], vec![0.0; 3 * 8], vec![0.0; 3 * 24]);
-    a.matmul(&x, 3, &mut ya);
-    b.matmul(&x, 3, &mut yb);
-    stacked.matmul(&x, 3, &mut ys);
+    a.matmul(&x, 3, &mut ya).unwrap();
+    b.matmul(&x, 3, &mut yb).unwrap();
+    stacked.matmul(&x, 3, &mut ys).unwrap();
+    assert!(stacked.matmul(&x, 3, &mut ys[..10]).is_err());
+    assert!(stacked.matmul(&x[..5], 3, &mut ys).is_err());
     for t in 0..3 {
         assert_eq!(&ys[t * 24..t * 24 + 16], &ya[t * 16..(t + 1) * 16]);
         assert_eq!(&ys[t * 24 + 16..(t + 1) * 24], &yb[t * 8..(t + 1) * 8]);

@@ -76,23 +76,8 @@ impl GgufFile {
 
     /// Builds the named tensor from the map (its bytes were bounds-checked at open).
     pub fn tensor(&self, name: &str) -> Result<QTensor> {
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| EngineError::MissingTensor(name.to_owned()))?;
-        let (start, len) = tensor_byte_range(&self.content, info).ok_or_else(|| {
-            EngineError::corrupt(&self.path, format!("tensor `{name}` size overflows"))
-        })?;
-        let bytes = self.map.get(start..start + len).ok_or_else(|| {
-            EngineError::corrupt(&self.path, format!("tensor `{name}` lies outside the file"))
-        })?;
-        Ok(ggml_file::qtensor_from_ggml(
-            info.ggml_dtype,
-            bytes,
-            info.shape.dims().to_vec(),
-            &Device::Cpu,
-        )?)
+        let (dtype, dims, bytes) = self.tensor_data(name)?;
+        Ok(ggml_file::qtensor_from_ggml(dtype, bytes, dims.to_vec(), &Device::Cpu)?)
     }
 }
 

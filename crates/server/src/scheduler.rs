@@ -6,6 +6,11 @@
 //! of text to its request's channel. A request whose client went away (its channel closed) is dropped and its
 //! cache freed at the next step. Finished prompts are kept as reusable prefixes: a new prompt that starts
 //! with a cached one (a long shared system prompt) forks its blocks and prefills only the rest.
+//!
+//! Scoring requests (`echo` + `logprobs`) reuse prefixes too: a scored prompt keeps each token's
+//! log-probability next to its KV blocks, so a later prompt with the same start (the next option of a
+//! multiple-choice question) copies those and computes only its own tail. A request whose prompt shares a
+//! long start with one still being prefilled waits for it instead of computing the same tokens twice.
 
 use std::{
     collections::VecDeque,
@@ -38,7 +43,7 @@ pub struct SchedulerConfig {
     pub max_waiting: usize,
     /// How long a request may wait for admission before it is refused.
     pub queue_timeout: Duration,
-    /// Cached prompt prefixes kept for reuse.
+    /// Cached prompt prefixes kept for reuse; 0 turns prefix reuse off (also between running requests).
     pub max_prefixes: usize,
 }
 
@@ -73,11 +78,22 @@ pub enum Finish {
     Length,
 }
 
+/// One prompt token's score: its log-probability given the tokens before it (`None` for the first token) and
+/// the most likely alternatives, best first.
+pub type ScoredToken = (Option<f32>, Vec<TokenLogprob>);
+
+/// Alternatives kept per scored prompt token whatever the request asked for (the most `/v1/completions`
+/// allows), so that any later scoring request can reuse a cached prefix's scores.
+const PROMPT_TOP_KEPT: usize = 5;
+
+/// Shortest shared start worth reusing (shorter ones cost more bookkeeping than they save).
+const MIN_REUSE: usize = 16;
+
 /// What a request hears back, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Prompt scoring: for each prompt token, its log-probability (`None` for the first) and alternatives.
-    Prompt(Vec<(Option<f32>, Vec<TokenLogprob>)>),
+    Prompt(Vec<ScoredToken>),
     /// One generated token and the text it completed (possibly empty while a character or stop string is
     /// incomplete).
     Token {
@@ -211,13 +227,49 @@ struct Running {
     stops: StopMatcher,
     /// Cache tokens reserved at admission (prompt + max_tokens).
     budget: usize,
-    prompt_rows: Vec<Vec<f32>>,
+    /// Scoring requests: the score of each prompt token whose predecessor has been computed (always
+    /// `min(prefilled, prompt.len() - 1) + 1` entries), with [`Running::scored_top`] alternatives.
+    scored: Vec<ScoredToken>,
+    /// Alternatives kept per scored token.
+    scored_top: usize,
 }
 
 struct Prefix {
     seq: SeqId,
     tokens: Vec<u32>,
     last_used: Instant,
+    /// One score per token when the prompt was scored (with `scored_top` alternatives each).
+    scored: Option<Vec<ScoredToken>>,
+    scored_top: usize,
+}
+
+/// Where a new request's first tokens already are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A cached prefix (index into `prefixes`).
+    Prefix(usize),
+    /// A running sequence (index into `running`).
+    Running(usize),
+}
+
+/// How a new request starts: fork `tokens` tokens of `source` (`None`: compute everything), or wait because
+/// a running request is about to have a much longer shared start ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reuse {
+    source: Option<Source>,
+    tokens: usize,
+    wait: bool,
+}
+
+/// Tokens a request can take from a sequence holding `held` (whose first `ready` have their KV and, for
+/// scoring, their scores ready): the shared start, less the last shared token when scoring (its score needs
+/// the row before it, which is not kept), and at least the prompt's last token left to compute. Returns
+/// (usable now, usable once everything shared is ready).
+fn reusable(held: &[u32], ready: usize, prompt: &[u32], scoring: bool) -> (usize, usize) {
+    let common = held.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+    let full =
+        if scoring { common.saturating_sub(1) } else { common.min(prompt.len().saturating_sub(1)) };
+    (full.min(ready), full)
 }
 
 struct Scheduler {
@@ -292,11 +344,13 @@ impl Scheduler {
         self.committed = self.committed.saturating_sub(running.budget);
     }
 
-    /// Admits waiting requests in arrival order while the cache can hold their whole budget.
+    /// Admits waiting requests in arrival order while the cache can hold their whole budget. A request
+    /// waiting for a running request's shared start to be computed is passed over until it is.
     fn admit(&mut self) {
-        while let Some(request) = self.waiting.front() {
+        let mut next = 0;
+        while let Some(request) = self.waiting.get(next) {
             if request.arrived.elapsed() > self.config.queue_timeout {
-                if let Some(request) = self.waiting.pop_front() {
+                if let Some(request) = self.waiting.remove(next) {
                     let _ = request.events.send(Event::Failed {
                         overloaded: true,
                         message: format!(
@@ -309,7 +363,7 @@ impl Scheduler {
             }
             let budget = request.prompt.len() + request.max_tokens;
             if budget > self.capacity() {
-                if let Some(request) = self.waiting.pop_front() {
+                if let Some(request) = self.waiting.remove(next) {
                     let _ = request.events.send(Event::Failed {
                         overloaded: false,
                         message: format!("the request needs {budget} cache tokens, more than the whole cache holds ({})", self.capacity()),
@@ -324,12 +378,17 @@ impl Scheduler {
                 // Wait for running sequences to finish and give their space back.
                 return;
             }
+            if self.plan_reuse(request).wait {
+                next += 1;
+                continue;
+            }
             // Cached prefixes are a cache: they make room for admitted work.
             while self.committed + budget + self.prefix_tokens() > self.capacity()
                 && self.evict_prefix()
             {}
-            let Some(request) = self.waiting.pop_front() else { return };
-            self.start(request, budget);
+            let Some(request) = self.waiting.remove(next) else { return };
+            let reuse = self.plan_reuse(&request);
+            self.start(request, budget, reuse);
         }
     }
 
@@ -349,7 +408,7 @@ impl Scheduler {
         true
     }
 
-    fn start(&mut self, request: GenRequest, budget: usize) {
+    fn start(&mut self, request: GenRequest, budget: usize, reuse: Reuse) {
         let sampler = match Sampler::new(request.params.clone()) {
             Ok(sampler) => sampler,
             Err(err) => {
@@ -359,28 +418,41 @@ impl Scheduler {
                 return;
             }
         };
-        // Reuse the longest cached prefix, leaving at least the last prompt token to compute (it yields the
-        // first logits). Prompt scoring needs every row, so it never reuses.
+        let scored_top = PROMPT_TOP_KEPT.max(request.params.top_logprobs);
         let mut seq = None;
         let mut cached = 0;
-        if !request.prompt_logprobs {
-            let best = self
-                .prefixes
-                .iter_mut()
-                .map(|p| {
-                    let common =
-                        p.tokens.iter().zip(&request.prompt).take_while(|(a, b)| a == b).count();
-                    (common.min(request.prompt.len().saturating_sub(1)), p)
-                })
-                .max_by_key(|(common, _)| *common);
-            if let Some((common, prefix)) = best
-                && common >= 16
-                && let Ok(forked) = self.cache.fork(prefix.seq, common)
+        let mut scored = Vec::new();
+        if let Some(source) = reuse.source {
+            let (from, source_scored) = match source {
+                Source::Prefix(i) => {
+                    let prefix = &mut self.prefixes[i];
+                    prefix.last_used = Instant::now();
+                    (prefix.seq, prefix.scored.as_deref())
+                }
+                Source::Running(i) => {
+                    let r = &self.running[i];
+                    (r.seq, r.request.prompt_logprobs.then_some(r.scored.as_slice()))
+                }
+            };
+            let copied = match (request.prompt_logprobs, source_scored) {
+                (false, _) => Some(Vec::new()),
+                (true, Some(s)) => s.get(..=reuse.tokens).map(|s| {
+                    s.iter()
+                        .map(|(lp, top)| (*lp, top[..top.len().min(scored_top)].to_vec()))
+                        .collect()
+                }),
+                (true, None) => None,
+            };
+            if let Some(copied) = copied
+                && let Ok(forked) = self.cache.fork(from, reuse.tokens)
             {
-                prefix.last_used = Instant::now();
                 seq = Some(forked);
-                cached = common;
+                cached = reuse.tokens;
+                scored = copied;
             }
+        }
+        if request.prompt_logprobs && scored.is_empty() {
+            scored.push((None, Vec::new()));
         }
         let seq = seq.unwrap_or_else(|| self.cache.add_sequence());
         self.committed += budget;
@@ -397,8 +469,54 @@ impl Scheduler {
             decoder: StreamDecoder::after_prompt(),
             stops,
             budget,
-            prompt_rows: Vec::new(),
+            scored,
+            scored_top,
         });
+    }
+
+    /// How `request` can start: from the cached prefix or running sequence that already holds the longest
+    /// start of its prompt, or by waiting for a running request that is still prefilling a start at least
+    /// [`MIN_REUSE`] tokens longer than anything ready now.
+    fn plan_reuse(&self, request: &GenRequest) -> Reuse {
+        let none = Reuse { source: None, tokens: 0, wait: false };
+        if self.config.max_prefixes == 0 {
+            return none;
+        }
+        let scoring = request.prompt_logprobs;
+        let needed_top = request.params.top_logprobs;
+        let prefixes = self.prefixes.iter().enumerate().filter_map(|(i, p)| {
+            let usable = !scoring || (p.scored.is_some() && p.scored_top >= needed_top);
+            usable.then(|| {
+                let (now, full) = reusable(&p.tokens, p.tokens.len(), &request.prompt, scoring);
+                (Source::Prefix(i), now, full)
+            })
+        });
+        let running = self.running.iter().enumerate().filter_map(|(i, r)| {
+            let usable = !scoring || (r.request.prompt_logprobs && r.scored_top >= needed_top);
+            usable.then(|| {
+                let ready = if scoring {
+                    r.prefilled.min(r.scored.len().saturating_sub(1))
+                } else {
+                    r.prefilled
+                };
+                let (now, full) = reusable(&r.request.prompt, ready, &request.prompt, scoring);
+                (Source::Running(i), now, full)
+            })
+        });
+        let candidates: Vec<(Source, usize, usize)> = prefixes.chain(running).collect();
+        let best = candidates
+            .iter()
+            .filter(|(_, now, _)| *now >= MIN_REUSE)
+            .max_by_key(|(_, now, _)| *now)
+            .map_or(none, |&(source, tokens, _)| Reuse {
+                source: Some(source),
+                tokens,
+                wait: false,
+            });
+        let wait = candidates.iter().any(|&(source, now, full)| {
+            matches!(source, Source::Running(_)) && now < full && full >= best.tokens + MIN_REUSE
+        });
+        Reuse { wait, ..best }
     }
 
     fn step(&mut self) {
@@ -465,19 +583,27 @@ impl Scheduler {
                 r.prefilled = to;
                 self.stats.prompt_tokens.fetch_add(to - from, Ordering::Relaxed);
                 if r.request.prompt_logprobs {
-                    r.prompt_rows.extend(output.rows.iter().cloned());
+                    // Row j holds the logits after token from + j: it scores token from + j + 1.
+                    let next = r.request.prompt.get(from + 1..).unwrap_or_default();
+                    for (token, row) in next.iter().zip(&output.rows) {
+                        let logprobs = sampling::log_softmax(row);
+                        let lp = logprobs.get(*token as usize).copied();
+                        r.scored.push((lp, sampling::top_logprobs(&logprobs, r.scored_top)));
+                    }
                 }
                 if r.prefilled < r.request.prompt.len() {
                     continue;
                 }
                 if r.request.prompt_logprobs {
-                    let scored = score_prompt(
-                        &r.request.prompt,
-                        &r.prompt_rows,
-                        r.request.params.top_logprobs,
-                    );
+                    let top = r.request.params.top_logprobs;
+                    let scored = r
+                        .scored
+                        .iter()
+                        .map(|(lp, alternatives)| {
+                            (*lp, alternatives[..alternatives.len().min(top)].to_vec())
+                        })
+                        .collect();
                     let _ = r.request.events.send(Event::Prompt(scored));
-                    r.prompt_rows = Vec::new();
                 }
                 if r.request.max_tokens == 0 {
                     finished.push((i, Finish::Length));
@@ -508,28 +634,41 @@ impl Scheduler {
                 completion_tokens: r.generated.len(),
                 cached_tokens: r.cached,
             });
-            self.keep_prefix(&r);
+            self.keep_prefix(&mut r);
             self.release(&r);
         }
     }
 
-    /// Keeps a finished request's prompt as a reusable prefix (when long enough to be worth it).
-    fn keep_prefix(&mut self, r: &Running) {
+    /// Keeps a finished request's prompt as a reusable prefix (when long enough to be worth it), with its
+    /// prompt scores when it was scored. A kept prefix that holds at least as much replaces it; one it holds
+    /// is replaced by it.
+    fn keep_prefix(&mut self, r: &mut Running) {
         let len = r.request.prompt.len().min(r.prefilled);
         if self.config.max_prefixes == 0 || len < 32 {
             return;
         }
-        if self
-            .prefixes
-            .iter()
-            .any(|p| p.tokens.len() >= len && p.tokens[..len] == r.request.prompt[..len])
-        {
+        let scored = (r.request.prompt_logprobs && r.scored.len() >= len).then(|| {
+            let mut scored = std::mem::take(&mut r.scored);
+            scored.truncate(len);
+            scored
+        });
+        let has_scores = scored.is_some();
+        let scored_top = if has_scores { r.scored_top } else { 0 };
+        let holds = |p: &Prefix, other_scored: bool, other_top: usize| {
+            (p.scored.is_some() && p.scored_top >= other_top) || !other_scored
+        };
+        if self.prefixes.iter().any(|p| {
+            p.tokens.len() >= len
+                && p.tokens[..len] == r.request.prompt[..len]
+                && holds(p, has_scores, scored_top)
+        }) {
             return;
         }
         let Ok(seq) = self.cache.fork(r.seq, len) else { return };
         self.prefixes.retain(|p| {
-            let covered =
-                p.tokens.len() <= len && p.tokens[..] == r.request.prompt[..p.tokens.len()];
+            let covered = p.tokens.len() <= len
+                && p.tokens[..] == r.request.prompt[..p.tokens.len()]
+                && ((has_scores && scored_top >= p.scored_top) || p.scored.is_none());
             if covered {
                 let _ = self.cache.free_sequence(p.seq);
             }
@@ -539,6 +678,8 @@ impl Scheduler {
             seq,
             tokens: r.request.prompt[..len].to_vec(),
             last_used: Instant::now(),
+            scored,
+            scored_top,
         });
         while self.prefixes.len() > self.config.max_prefixes {
             self.evict_prefix();
@@ -601,19 +742,4 @@ fn emit_next(
     }
     r.pending = Some(sampled.token);
     None
-}
-
-fn score_prompt(
-    prompt: &[u32],
-    rows: &[Vec<f32>],
-    top_n: usize,
-) -> Vec<(Option<f32>, Vec<TokenLogprob>)> {
-    let mut scored = vec![(None, Vec::new())];
-    for (token, row) in prompt.iter().skip(1).zip(rows) {
-        let logprobs = sampling::log_softmax(row);
-        let lp = logprobs.get(*token as usize).copied();
-        scored.push((lp, sampling::top_logprobs(&logprobs, top_n)));
-    }
-    scored.truncate(prompt.len());
-    scored
 }

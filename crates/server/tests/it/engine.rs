@@ -15,12 +15,19 @@ fn fixture() -> PathBuf {
 }
 
 pub(crate) async fn engine_server(kv_cache_bytes: usize) -> TestServer {
+    engine_server_with(kv_cache_bytes, server::engine_backend::default_scheduler()).await
+}
+
+async fn engine_server_with(
+    kv_cache_bytes: usize,
+    scheduler: server::scheduler::SchedulerConfig,
+) -> TestServer {
     let mut cfg = config(&[]);
     cfg.engine = Some(server::engine_backend::EngineConfig {
         model: fixture(),
         kv_cache_bytes,
         max_context: 512,
-        scheduler: server::engine_backend::default_scheduler(),
+        scheduler,
     });
     start(cfg).await
 }
@@ -176,6 +183,59 @@ async fn completions_echo_scores_the_prompt() {
         again["choices"][0]["logprobs"]["token_logprobs"],
         choice["logprobs"]["token_logprobs"]
     );
+    server.shutdown().await;
+}
+
+/// The `logprobs` objects and cached-token counts of an echo request scoring `prompt` (one prompt or a list).
+async fn scores(server: &TestServer, prompt: Value, logprobs: u32) -> (Vec<Value>, u64) {
+    let body = json!({"model": MODEL, "prompt": prompt, "max_tokens": 0, "echo": true, "logprobs": logprobs, "temperature": 0});
+    let (status, answer) = post(server, "/v1/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let choices = answer["choices"].as_array().unwrap();
+    let mut by_index = choices.clone();
+    by_index.sort_by_key(|c| c["index"].as_u64().unwrap());
+    let cached = answer["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    (by_index.into_iter().map(|c| c["logprobs"].clone()).collect(), cached)
+}
+
+#[tokio::test]
+async fn scoring_with_a_cached_prefix_equals_scoring_from_scratch() {
+    // Options of one multiple-choice question: a long shared context, different endings.
+    let context =
+        "以下关于贷款的说法，正确的是____。\nA. 利率上调了\nB. 期限延长了\nC. 额度减少了\n答案：";
+    let endings = ["A", "B", "C", " B. 期限延长了，因为央行降息"];
+    let prompts: Vec<String> = endings.iter().map(|e| format!("{context}{e}")).collect();
+    let no_reuse = server::scheduler::SchedulerConfig {
+        max_prefixes: 0,
+        ..server::engine_backend::default_scheduler()
+    };
+    let reference_server = engine_server_with(64 << 20, no_reuse).await;
+    let mut reference = Vec::new();
+    for prompt in &prompts {
+        let (logprobs, cached) = scores(&reference_server, json!(prompt), 5).await;
+        assert_eq!(cached, 0, "reuse is off");
+        reference.push(logprobs[0].clone());
+    }
+    reference_server.shutdown().await;
+
+    let server = engine_server(64 << 20).await;
+    // All options in one request: the first computes the context, the others wait for it and reuse it.
+    let (together, cached) = scores(&server, json!(prompts), 5).await;
+    assert_eq!(together, reference, "scores with a shared prefix differ from scores without");
+    assert!(cached > 0, "the options did not share the context");
+    // One by one, now from the cached prefix.
+    for (prompt, expected) in prompts.iter().zip(&reference) {
+        let (alone, cached) = scores(&server, json!(prompt), 5).await;
+        assert!(cached > 0, "{prompt:?} did not reuse the cached prefix");
+        assert_eq!(&alone[0], expected, "{prompt:?}");
+    }
+    // Fewer alternatives than the prefix kept: the same log-probabilities, one alternative each.
+    let (fewer, cached) = scores(&server, json!(prompts[1]), 1).await;
+    assert!(cached > 0);
+    assert_eq!(fewer[0]["token_logprobs"], reference[1]["token_logprobs"]);
+    assert_eq!(fewer[0]["tokens"], reference[1]["tokens"]);
+    let tops = fewer[0]["top_logprobs"].as_array().unwrap();
+    assert!(tops[1..].iter().all(|t| t.as_object().unwrap().len() == 1), "{tops:?}");
     server.shutdown().await;
 }
 

@@ -122,30 +122,63 @@ fn attend_tile_impl<const FMA: bool, const BS: usize>(
     let mut keys_t = vec![0.0f32; hd * BS];
     let mut values = vec![0.0f32; BS * hd];
     let last_context = tile.first_context_len + tile.n_tokens - 1;
+    // The tile's query rows for this KV head, pre-multiplied by the softmax scale: the score loop then
+    // broadcasts each element straight from memory, with no multiply per key row.
+    let mut q_scaled = vec![0.0f32; rows * hd];
+    for i in 0..tile.n_tokens {
+        let head0 = (tile.first_token + i) * n_heads + kv_head * group;
+        let src = &q[head0 * hd..(head0 + group) * hd];
+        for (d, s) in q_scaled[i * group * hd..(i + 1) * group * hd].iter_mut().zip(src) {
+            *d = s * scale;
+        }
+    }
     for (b, &block) in tile.blocks[..last_context.div_ceil(BS)].iter().enumerate() {
         let n_block = (last_context - b * BS).min(BS);
         let at = geo.index(block, kv_head, 0);
-        kv.k[at..at + hd * BS].convert_to_f32_slice(&mut keys_t);
-        kv.v[at..at + n_block * hd].convert_to_f32_slice(&mut values[..n_block * hd]);
+        f16_to_f32::<FMA>(&kv.k[at..at + hd * BS], &mut keys_t);
+        f16_to_f32::<FMA>(&kv.v[at..at + n_block * hd], &mut values[..n_block * hd]);
         for i in 0..tile.n_tokens {
             let visible = (tile.first_context_len + i).saturating_sub(b * BS).min(n_block);
             if visible == 0 {
                 continue;
             }
-            let token = tile.first_token + i;
             for g0 in (0..group).step_by(ROWS) {
                 let n_rows = ROWS.min(group - g0);
-                // Rows past the group repeat its last head; their scores are computed and dropped.
-                let q_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
-                    let head = kv_head * group + g0 + r.min(n_rows - 1);
-                    &q[(token * n_heads + head) * hd..(token * n_heads + head + 1) * hd]
-                });
+                let row0 = i * group + g0;
+                let q_row = |r: usize| &q_scaled[(row0 + r) * hd..(row0 + r + 1) * hd];
                 let mut scores = [[0.0f32; BS]; ROWS];
-                block_scores::<FMA, BS>(&q_rows, &keys_t, hd, scale, &mut scores);
+                // A group that is not a multiple of `ROWS` (Qwen2.5-0.5B has 7 heads per KV head) ends with
+                // a narrower pass rather than computing scores for a repeated row.
+                match n_rows {
+                    4 => block_scores::<FMA, BS, 4>(
+                        &std::array::from_fn(q_row),
+                        &keys_t,
+                        hd,
+                        &mut scores,
+                    ),
+                    3 => block_scores::<FMA, BS, 3>(
+                        &std::array::from_fn(q_row),
+                        &keys_t,
+                        hd,
+                        &mut scores,
+                    ),
+                    2 => block_scores::<FMA, BS, 2>(
+                        &std::array::from_fn(q_row),
+                        &keys_t,
+                        hd,
+                        &mut scores,
+                    ),
+                    _ => block_scores::<FMA, BS, 1>(
+                        &std::array::from_fn(q_row),
+                        &keys_t,
+                        hd,
+                        &mut scores,
+                    ),
+                }
                 for (rr, s) in scores[..n_rows].iter_mut().enumerate() {
                     let r = i * group + g0 + rr;
                     let s = &mut s[..visible];
-                    let new_max = s.iter().fold(max[r], |m, &v| m.max(v));
+                    let new_max = lane_max(s).max(max[r]);
                     let a = &mut acc[r * hd..(r + 1) * hd];
                     if new_max > max[r] {
                         let correction = exp_neg::<FMA>(max[r] - new_max);
@@ -153,12 +186,8 @@ fn attend_tile_impl<const FMA: bool, const BS: usize>(
                         a.iter_mut().for_each(|x| *x *= correction);
                         max[r] = new_max;
                     }
-                    let mut sum = 0.0;
-                    for v in s.iter_mut() {
-                        *v = exp_neg::<FMA>(*v - new_max);
-                        sum += *v;
-                    }
-                    denom[r] += sum;
+                    s.iter_mut().for_each(|v| *v = exp_neg::<FMA>(*v - new_max));
+                    denom[r] += lane_sum(s);
                     weighted_sum::<FMA>(a, s, &values, hd);
                 }
             }
@@ -171,13 +200,56 @@ fn attend_tile_impl<const FMA: bool, const BS: usize>(
     acc
 }
 
-/// `scores[r][j] = scale · q_rows[r] · key_j` for the block's keys stored `[head_dim][BS]`.
+/// Widens cached f16 keys or values to f32. Under AVX2 (which implies F16C on every CPU that has it, and
+/// `attend_tile_avx2` enables it) eight at a time in registers: the `half` crate's slice conversion goes
+/// through a call per eight elements and took 40% of decode attention at long context.
 #[inline(always)]
-fn block_scores<const FMA: bool, const BS: usize>(
-    q_rows: &[&[f32]; ROWS],
+fn f16_to_f32<const FMA: bool>(src: &[half::f16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` is true only inside `attend_tile_avx2`, which enables F16C; lengths are checked.
+        unsafe { avx2::f16_to_f32(src, dst) };
+        return;
+    }
+    src.convert_to_f32_slice(dst);
+}
+
+/// `max x` (of a non-empty slice) with eight lanes, vectorised like [`lane_sum`] (a fold over `f32::max` is
+/// not, because of its NaN rule).
+#[inline(always)]
+fn lane_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    lanes.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
+/// `Σ x` with eight independent partial sums, so the loop vectorises (a single running `f32` sum is a serial
+/// dependency the compiler may not reorder).
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `scores[r][j] = q_rows[r] · key_j` for the first `R ≤ ROWS` rows (query rows already scaled) for the block's keys stored `[head_dim][BS]`.
+#[inline(always)]
+fn block_scores<const FMA: bool, const BS: usize, const R: usize>(
+    q_rows: &[&[f32]; R],
     keys_t: &[f32],
     hd: usize,
-    scale: f32,
     scores: &mut [[f32; BS]; ROWS],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -186,14 +258,14 @@ fn block_scores<const FMA: bool, const BS: usize>(
         // holds `hd` rows of `BS` and every query row `hd` values; each call covers 16 of the `BS` columns.
         for half in (0..BS).step_by(16) {
             unsafe {
-                avx2::scores16(q_rows, keys_t, hd, BS, half, scale, scores.as_flattened_mut());
+                avx2::scores16::<R>(q_rows, keys_t, hd, BS, half, scores.as_flattened_mut());
             };
         }
         return;
     }
     for (d, kt) in keys_t.chunks_exact(BS).enumerate() {
         for (s, qr) in scores.iter_mut().zip(q_rows) {
-            let qd = qr[d] * scale;
+            let qd = qr[d];
             for (s, &k) in s.iter_mut().zip(kt) {
                 *s = fma::<FMA>(qd, k, *s);
             }
@@ -225,7 +297,7 @@ mod avx2 {
 
     use super::ROWS;
 
-    /// Scores of `ROWS` query rows against 16 keys (columns `first..first+16` of a block of `bs`): 8 accumulator registers, each key row
+    /// Scores of `R ≤ ROWS` query rows against 16 keys (columns `first..first+16` of a block of `bs`): 8 accumulator registers, each key row
     /// loaded once for all rows.
     ///
     /// # Safety
@@ -234,17 +306,16 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn scores16(
-        q_rows: &[&[f32]; ROWS],
+    pub(super) unsafe fn scores16<const R: usize>(
+        q_rows: &[&[f32]; R],
         keys_t: &[f32],
         hd: usize,
         bs: usize,
         first: usize,
-        scale: f32,
         out: &mut [f32],
     ) {
         debug_assert!(first + 16 <= bs && keys_t.len() >= hd * bs && out.len() >= ROWS * bs);
-        let mut s = [[_mm256_setzero_ps(); 2]; ROWS];
+        let mut s = [[_mm256_setzero_ps(); 2]; R];
         let kp = keys_t.as_ptr();
         for d in 0..hd {
             // SAFETY: `d < hd` and `first + 16 <= bs`, so `d * bs + first + 16 <= keys_t.len()`, and
@@ -253,7 +324,7 @@ mod avx2 {
                 let k0 = _mm256_loadu_ps(kp.add(d * bs + first));
                 let k1 = _mm256_loadu_ps(kp.add(d * bs + first + 8));
                 for (s, qr) in s.iter_mut().zip(q_rows) {
-                    let qd = _mm256_set1_ps(*qr.get_unchecked(d) * scale);
+                    let qd = _mm256_broadcast_ss(qr.get_unchecked(d));
                     s[0] = _mm256_fmadd_ps(qd, k0, s[0]);
                     s[1] = _mm256_fmadd_ps(qd, k1, s[1]);
                 }
@@ -265,6 +336,28 @@ mod avx2 {
                 _mm256_storeu_ps(out.as_mut_ptr().add(r * bs + first), s[0]);
                 _mm256_storeu_ps(out.as_mut_ptr().add(r * bs + first + 8), s[1]);
             }
+        }
+    }
+
+    /// `dst[i] = src[i]` widened; `src.len() == dst.len()` (checked).
+    ///
+    /// # Safety
+    /// F16C and AVX must be available.
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    pub(super) unsafe fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "f16 widening needs equal lengths");
+        let n8 = src.len() / 8 * 8;
+        let (sp, dp) = (src.as_ptr().cast::<__m128i>(), dst.as_mut_ptr());
+        for i in (0..n8).step_by(8) {
+            // SAFETY: `i + 8 <= n8 <= len` for both slices; f16 is a 2-byte `repr(transparent)` u16.
+            unsafe {
+                let h = _mm_loadu_si128(sp.byte_add(2 * i));
+                _mm256_storeu_ps(dp.add(i), _mm256_cvtph_ps(h));
+            }
+        }
+        for (d, s) in dst[n8..].iter_mut().zip(&src[n8..]) {
+            *d = s.to_f32();
         }
     }
 

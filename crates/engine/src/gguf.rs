@@ -53,6 +53,12 @@ impl GgufFile {
         self.content.metadata.get(key)
     }
 
+    /// Lets the OS drop the map's resident pages once the model has copied its weights out (see
+    /// [`crate::mmap::release_pages`]); metadata and the tensor index are parsed copies and stay.
+    pub fn release_pages(&self) {
+        crate::mmap::release_pages(&self.map);
+    }
+
     /// Whether the file holds a tensor of this name.
     pub fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)

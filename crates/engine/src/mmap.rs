@@ -21,3 +21,22 @@ pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
     let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
     Ok(map)
 }
+
+/// Drops this process's resident pages of `map` (the file stays mapped; a later read faults them back in from
+/// the page cache or disk). The engine copies every weight out of the map when it loads a model (repacked or
+/// as candle tensors), so without this the touched pages of the file would stay resident next to the copies
+/// and the process would hold each weight twice.
+pub(crate) fn release_pages(map: &Mmap) {
+    #[cfg(unix)]
+    {
+        // SAFETY: `MADV_DONTNEED` on a read-only shared file mapping discards nothing that cannot be read back:
+        // the contents come from the file again on the next access, so no reference into the map is
+        // invalidated.
+        #[allow(unsafe_code)]
+        let result = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        // Only a hint: on failure the pages simply stay resident.
+        drop(result);
+    }
+    #[cfg(not(unix))]
+    let _ = map;
+}

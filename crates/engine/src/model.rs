@@ -147,6 +147,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         let Weights::Gguf(file) = weights else {
             return Err(EngineError::Config("internal: weights changed kind".to_owned()));
         };
+        file.release_pages();
         LoadedModel { model, gguf: Some(file), hf_dir: None }
     };
     if opts.warm_up {

@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -91,6 +91,9 @@ pub struct OpenAi {
     chat: bool,
     retries: u32,
     limits: Limits,
+    /// Whether to send all options of a sample as one request with a list of prompts (cleared when the
+    /// endpoint refuses a list).
+    prompt_lists: AtomicBool,
 }
 
 impl OpenAi {
@@ -109,7 +112,16 @@ impl OpenAi {
             .map_err(|e| EvalError::Backend(e.to_string()))?;
         let base = base.trim_end_matches('/');
         let base = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
-        Ok(OpenAi { client, base, model: model.to_owned(), api_key, chat, retries: 4, limits })
+        Ok(OpenAi {
+            client,
+            base,
+            model: model.to_owned(),
+            api_key,
+            chat,
+            retries: 4,
+            limits,
+            prompt_lists: AtomicBool::new(true),
+        })
     }
 
     /// Sets how often a failed request (connection error, 429, 5xx) is retried.
@@ -167,6 +179,52 @@ impl OpenAi {
         let mut v = self.post("/completions", &body).await?;
         Ok(v["choices"][0]["logprobs"].take())
     }
+
+    /// [`OpenAi::echo`] of every prompt, in order. The prompts go as one request with a list of prompts
+    /// (one round trip, and a server that shares the prompts' common start computes it once); an endpoint
+    /// that refuses lists (HTTP 400 or 422) gets one request per prompt from then on.
+    async fn echo_all(&self, prompts: &[String]) -> Result<Vec<Value>, EvalError> {
+        if prompts.len() > 1 && self.prompt_lists.load(Ordering::Relaxed) {
+            let body = json!({"model": self.model, "prompt": prompts, "max_tokens": 0, "echo": true,
+                "logprobs": 1, "temperature": 0});
+            match self.post("/completions", &body).await {
+                Ok(v) => return by_prompt(v, prompts.len()),
+                Err(EvalError::Backend(m)) if m.contains("HTTP 400") || m.contains("HTTP 422") => {
+                    self.prompt_lists.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut out = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            out.push(self.echo(prompt).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The `logprobs` of each choice of a completions answer to `n` prompts, in prompt order (by `index`).
+fn by_prompt(mut answer: Value, n: usize) -> Result<Vec<Value>, EvalError> {
+    let mut out = vec![Value::Null; n];
+    let choices = answer["choices"].as_array_mut().map(std::mem::take).unwrap_or_default();
+    if choices.len() != n {
+        return Err(EvalError::Backend(format!(
+            "asked to score {n} prompts, got {} choices",
+            choices.len()
+        )));
+    }
+    for (position, mut choice) in choices.into_iter().enumerate() {
+        let index =
+            choice["index"].as_u64().and_then(|i| usize::try_from(i).ok()).unwrap_or(position);
+        let slot = out.get_mut(index).filter(|slot| slot.is_null()).ok_or_else(|| {
+            EvalError::Backend(format!("choice index {index} out of range or repeated"))
+        })?;
+        *slot = choice["logprobs"].take();
+        if slot.is_null() {
+            return Err(EvalError::Backend(format!("choice {index} has no logprobs")));
+        }
+    }
+    Ok(out)
 }
 
 impl Backend for OpenAi {
@@ -210,12 +268,13 @@ impl Backend for OpenAi {
                         .into(),
                 ));
             }
+            let prompts: Vec<String> =
+                continuations.iter().map(|cont| format!("{context}{cont}")).collect();
+            let echoes = self.echo_all(&prompts).await?;
             let mut out = Vec::with_capacity(continuations.len());
             let mut context_tokens = None;
-            for cont in continuations {
-                let prompt = format!("{context}{cont}");
-                let logprobs = self.echo(&prompt).await?;
-                let lp = match continuation_logprob(&logprobs, &prompt, context.len())? {
+            for (prompt, logprobs) in prompts.iter().zip(&echoes) {
+                let lp = match continuation_logprob(logprobs, prompt, context.len())? {
                     Some(lp) => lp,
                     None => {
                         // Offsets that do not describe the prompt (e.g. byte-fallback tokens shown as U+FFFD):
@@ -228,7 +287,7 @@ impl Backend for OpenAi {
                                 n
                             }
                         };
-                        tail_logprob(&logprobs, n)?
+                        tail_logprob(logprobs, n)?
                     }
                 };
                 out.push(lp);

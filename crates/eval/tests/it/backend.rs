@@ -130,3 +130,74 @@ fn images_go_as_content_parts_and_a_refusing_model_is_unsupported() {
     let completions = OpenAi::new(&base, "vl", None, false, Limits::new(1, 0.0)).unwrap();
     assert!(!completions.supports_images());
 }
+
+/// An echo answer's `logprobs` for `prompt` split into single-byte tokens, the last one scored `last`.
+fn echoed(prompt: &str, last: f64) -> serde_json::Value {
+    let tokens: Vec<String> = prompt.chars().map(String::from).collect();
+    let offsets: Vec<usize> = prompt.char_indices().map(|(i, _)| i).collect();
+    let mut lps: Vec<serde_json::Value> = vec![json!(null)];
+    lps.extend((1..tokens.len()).map(|_| json!(-1.0)));
+    *lps.last_mut().unwrap() = json!(last);
+    json!({"tokens": tokens, "token_logprobs": lps, "text_offset": offsets})
+}
+
+#[test]
+fn all_options_of_a_sample_go_as_one_request_in_prompt_order() {
+    use eval::backend::{Backend, Limits, OpenAi};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Choices come back out of order; `index` says which prompt each scores.
+    let answer = json!({"choices": [
+        {"index": 1, "text": "答案：B", "logprobs": echoed("答案：B", -0.5)},
+        {"index": 0, "text": "答案：A", "logprobs": echoed("答案：A", -2.0)},
+    ]});
+    let (base, bodies) = serve_and_capture(vec![(200, answer.to_string())]);
+    let backend = OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap();
+    let lps = runtime.block_on(backend.loglik("答案：", &["A".into(), "B".into()])).unwrap();
+    assert_eq!(lps, vec![-2.0, -0.5]);
+    let sent: serde_json::Value = serde_json::from_str(&bodies.recv().unwrap()).unwrap();
+    assert_eq!(sent["prompt"], json!(["答案：A", "答案：B"]));
+    assert_eq!((sent["echo"].clone(), sent["max_tokens"].clone()), (json!(true), json!(0)));
+    assert!(bodies.try_recv().is_err(), "one request for both options");
+
+    // A short answer is an error, not a silent misalignment.
+    let short = json!({"choices": [{"index": 0, "logprobs": echoed("答案：A", -2.0)}]});
+    let base = serve_replies(vec![(200, short.to_string())]);
+    let backend = OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap();
+    let err = runtime.block_on(backend.loglik("答案：", &["A".into(), "B".into()])).unwrap_err();
+    assert!(err.to_string().contains("2 prompts"), "{err}");
+}
+
+#[test]
+fn an_endpoint_refusing_prompt_lists_gets_one_prompt_per_request() {
+    use eval::backend::{Backend, Limits, OpenAi};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let one = |prompt: &str, lp: f64| {
+        (200, json!({"choices": [{"index": 0, "logprobs": echoed(prompt, lp)}]}).to_string())
+    };
+    let refuse = (400, r#"{"error": {"message": "prompt must be a string"}}"#.to_owned());
+    let (base, bodies) = serve_and_capture(vec![
+        refuse,
+        one("问：A", -1.5),
+        one("问：B", -0.25),
+        one("问：A", -3.0),
+        one("问：B", -4.0),
+    ]);
+    let backend = OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap();
+    let options = ["A".to_owned(), "B".to_owned()];
+    assert_eq!(runtime.block_on(backend.loglik("问：", &options)).unwrap(), vec![-1.5, -0.25]);
+    // Remembered: the next sample asks one prompt per request straight away.
+    assert_eq!(runtime.block_on(backend.loglik("问：", &options)).unwrap(), vec![-3.0, -4.0]);
+    let sent: Vec<serde_json::Value> =
+        bodies.try_iter().map(|b| serde_json::from_str(&b).unwrap()).collect();
+    let prompts: Vec<&serde_json::Value> = sent.iter().map(|b| &b["prompt"]).collect();
+    assert_eq!(
+        prompts,
+        [
+            &json!(["问：A", "问：B"]),
+            &json!("问：A"),
+            &json!("问：B"),
+            &json!("问：A"),
+            &json!("问：B")
+        ]
+    );
+}

@@ -9,5 +9,6 @@
     clippy::print_stderr
 )]
 
+mod refusal;
 mod risks;
 mod strategy;

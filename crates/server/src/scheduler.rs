@@ -640,8 +640,8 @@ impl Scheduler {
     }
 
     /// Keeps a finished request's prompt as a reusable prefix (when long enough to be worth it), with its
-    /// prompt scores when it was scored. A kept prefix that holds at least as much replaces it; one it holds
-    /// is replaced by it.
+    /// prompt scores when it was scored. A kept prefix that holds it, or all but its last few tokens, makes
+    /// keeping it unnecessary; kept prefixes it holds are replaced by it.
     fn keep_prefix(&mut self, r: &mut Running) {
         let len = r.request.prompt.len().min(r.prefilled);
         if self.config.max_prefixes == 0 || len < 32 {
@@ -657,11 +657,14 @@ impl Scheduler {
         let holds = |p: &Prefix, other_scored: bool, other_top: usize| {
             (p.scored.is_some() && p.scored_top >= other_top) || !other_scored
         };
-        if self.prefixes.iter().any(|p| {
-            p.tokens.len() >= len
-                && p.tokens[..len] == r.request.prompt[..len]
-                && holds(p, has_scores, scored_top)
+        // A kept prefix that shares all but a few of these tokens (another option of the same question)
+        // serves as well: keep that one fresh instead of filling a slot with a near copy.
+        let prompt = &r.request.prompt[..len];
+        if let Some(near) = self.prefixes.iter_mut().find(|p| {
+            let common = p.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+            common + MIN_REUSE > len && holds(p, has_scores, scored_top)
         }) {
+            near.last_used = Instant::now();
             return;
         }
         let Ok(seq) = self.cache.fork(r.seq, len) else { return };

@@ -240,6 +240,30 @@ async fn scoring_with_a_cached_prefix_equals_scoring_from_scratch() {
 }
 
 #[tokio::test]
+async fn options_of_one_question_share_one_prefix_slot() {
+    // Two slots: each question's four options take one, so the first question is still cached after the
+    // second (four slots per question would have evicted it).
+    let two_slots = server::scheduler::SchedulerConfig {
+        max_prefixes: 2,
+        ..server::engine_backend::default_scheduler()
+    };
+    let server = engine_server_with(64 << 20, two_slots).await;
+    let question = |q: &str| -> Vec<String> {
+        ["A", "B", "C", "D"]
+            .iter()
+            .map(|o| format!("{q}\nA. 甲\nB. 乙\nC. 丙\nD. 丁\n答案：{o}"))
+            .collect()
+    };
+    let first = question("以下关于存款准备金率的说法，正确的是____。");
+    let second = question("商业银行的核心一级资本包括____。");
+    scores(&server, json!(first), 1).await;
+    scores(&server, json!(second), 1).await;
+    let (_, cached) = scores(&server, json!(first[2]), 1).await;
+    assert!(cached > 0, "the first question's options were evicted");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_requests_to_the_engine() {
     let server = engine_server(64 << 20).await;
     let (status, answer) = post(

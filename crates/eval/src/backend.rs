@@ -372,24 +372,19 @@ fn sum_from(logprobs: &Value, lps: &[Value], first: usize) -> Result<f64, EvalEr
 }
 
 /// Sums the log-probabilities of the tokens that overlap the continuation, found by text offset. Offsets
-/// may count bytes (finllm, llama.cpp) or characters; `None` when under neither unit do the tokens cover
-/// the prompt exactly (then [`tail_logprob`] with the context's token count is the fallback).
+/// may count bytes (finllm, llama.cpp) or characters. Where under neither unit do the offsets describe the
+/// prompt, but the tokens' text is the prompt after some leading text of the tokenizer's own (a
+/// SentencePiece dummy-prefix `▁`, a BOS piece), byte offsets are counted from the tokens themselves.
+/// `None` when none of these holds (then [`tail_logprob`] with the context's token count is the fallback).
 pub fn continuation_logprob(
     logprobs: &Value,
     prompt: &str,
     context_bytes: usize,
 ) -> Result<Option<f64>, EvalError> {
     let (tokens, lps, offsets) = parts(logprobs)?;
-    if offsets.len() != tokens.len() {
-        return Ok(None);
-    }
-    let (last, last_token) = (offsets[offsets.len() - 1], tokens[tokens.len() - 1]);
-    let (boundary, width): (usize, fn(&str) -> usize) = if last + last_token.len() == prompt.len() {
-        (context_bytes, str::len)
-    } else if last + last_token.chars().count() == prompt.chars().count() {
-        let boundary = prompt.get(..context_bytes).map_or(context_bytes, |c| c.chars().count());
-        (boundary, |t| t.chars().count())
-    } else {
+    let Some((offsets, boundary, width)) = served_offsets(&tokens, offsets, prompt, context_bytes)
+        .or_else(|| counted_offsets(&tokens, prompt, context_bytes))
+    else {
         return Ok(None);
     };
     // The first token that reaches past the context (a token straddling the boundary counts).
@@ -399,6 +394,45 @@ pub fn continuation_logprob(
         .position(|(&o, t)| o + width(t).max(1) > boundary)
         .unwrap_or(tokens.len());
     sum_from(logprobs, lps, first).map(Some)
+}
+
+/// Token offsets, the context's end and the width of a token, all in one unit (bytes or characters).
+type Offsets = (Vec<usize>, usize, fn(&str) -> usize);
+
+/// The server's `text_offset`s, when they cover the prompt exactly in bytes or in characters.
+fn served_offsets(
+    tokens: &[&str],
+    offsets: Vec<usize>,
+    prompt: &str,
+    context_bytes: usize,
+) -> Option<Offsets> {
+    if offsets.len() != tokens.len() {
+        return None;
+    }
+    let (last, last_token) = (*offsets.last()?, *tokens.last()?);
+    if last + last_token.len() == prompt.len() {
+        Some((offsets, context_bytes, str::len))
+    } else if last + last_token.chars().count() == prompt.chars().count() {
+        let boundary = prompt.get(..context_bytes).map_or(context_bytes, |c| c.chars().count());
+        Some((offsets, boundary, |t| t.chars().count()))
+    } else {
+        None
+    }
+}
+
+/// Byte offsets counted from the tokens' own text, when it ends with the prompt.
+fn counted_offsets(tokens: &[&str], prompt: &str, context_bytes: usize) -> Option<Offsets> {
+    let text = tokens.concat();
+    let lead = text.strip_suffix(prompt)?.len();
+    let offsets = tokens
+        .iter()
+        .scan(0, |at, t| {
+            let start = *at;
+            *at += t.len();
+            Some(start)
+        })
+        .collect();
+    Some((offsets, lead + context_bytes, str::len))
 }
 
 /// The number of tokens in an echo response.

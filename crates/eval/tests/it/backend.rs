@@ -201,3 +201,25 @@ fn an_endpoint_refusing_prompt_lists_gets_one_prompt_per_request() {
         ]
     );
 }
+
+#[test]
+fn a_tokenizer_prefix_before_the_echoed_prompt_is_skipped() {
+    // SentencePiece's dummy-prefix `▁` spelled in byte-fallback tokens comes back as its own piece before
+    // the prompt, and the served offsets count it in the first token's place (as finllm serve answers
+    // with the fixture model): offsets are counted from the tokens' text instead.
+    let prompt = "答：AB";
+    let lp = json!({
+        "tokens": ["", "", "▁", "", "", "答", "", "", "：", "A", "B"],
+        "token_logprobs": [null, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -0.5, -0.25],
+        "text_offset": [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 10]});
+    assert_eq!(continuation_logprob(&lp, prompt, "答：".len()).unwrap(), Some(-0.75));
+    // The byte tokens of a continuation's first character count with it.
+    let prompt = "答：需";
+    let lp = json!({
+        "tokens": ["▁", "答", "：", "", "", "需"],
+        "token_logprobs": [null, -1.0, -1.0, -0.5, -0.25, -0.125],
+        "text_offset": [0, 3, 6, 9, 9, 9]});
+    assert_eq!(continuation_logprob(&lp, prompt, "答：".len()).unwrap(), Some(-0.875));
+    // Text that is not the prompt is still no match.
+    assert_eq!(continuation_logprob(&lp, "答：要", "答：".len()).unwrap(), None);
+}

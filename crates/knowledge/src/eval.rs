@@ -338,7 +338,7 @@ pub fn evaluate(
     };
     let retriever = vectors
         .as_ref()
-        .map(|(index, embedder)| VectorRetriever { index: index.flat(), embedder: *embedder });
+        .map(|(index, embedder)| VectorRetriever { index: index.vectors(), embedder: *embedder });
     // One untimed pass warms the page cache and the jieba dictionary, as a long-running server would be.
     let silent = |_: &str, _: usize, _: usize| {};
     run_queries(

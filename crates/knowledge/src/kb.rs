@@ -7,7 +7,7 @@
 //!
 //! With an embedding model attached ([`KnowledgeBase::load_embedder`]), each chunk also gets a vector in
 //! `vectors.sqlite`, written and deleted with its document, and searches fuse the vector list with the
-//! lexical ones. The model's directory is recorded, so later opens can load the same model
+//! lexical ones (through an HNSW graph saved as `vectors.hnsw`). The model's directory is recorded, so later opens can load the same model
 //! ([`KnowledgeBase::load_recorded_embedder`]); a different model drops the old vectors.
 
 use std::{
@@ -111,6 +111,67 @@ pub struct SearchRequest {
     pub filters: Filters,
     /// Ranking options.
     pub options: SearchOptions,
+}
+
+/// What every knowledge-base backend offers: the embedded one ([`KnowledgeBase`]: SQLite, tantivy, HNSW
+/// files in one directory) and the scale-out one ([`crate::pg::PgKnowledgeBase`]: PostgreSQL with
+/// pgvector, shared by several processes). Both take documents through [`prepare_doc`], so a document
+/// gets the same id, version, chunks and citations whichever stores it.
+pub trait KnowledgeStore {
+    /// Ingests in-memory documents: unchanged ones are skipped, changed ones get a new version.
+    fn add_docs(&mut self, docs: Vec<SourceDoc>, options: &AddOptions) -> Result<IngestReport>;
+    /// Deletes a document and its chunks ([`KnowledgeError::NotFound`] when there is none).
+    fn remove(&mut self, doc_id: &str) -> Result<()>;
+    /// The stored record of a document.
+    fn get(&self, doc_id: &str) -> Result<Option<DocRecord>>;
+    /// The stored (cleaned) text of a document.
+    fn text(&self, doc_id: &str) -> Result<Option<String>>;
+    /// Every document.
+    fn list(&self) -> Result<Vec<DocRecord>>;
+    /// Hybrid search with filters.
+    fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>>;
+
+    /// Checks that a chunk's body is, verbatim, the stored text of its document's current version at its
+    /// span (what a citation check does before a citation is returned).
+    fn verify(&self, chunk: &ChunkRecord) -> Result<bool> {
+        let Some(record) = self.get(&chunk.doc_id)? else { return Ok(false) };
+        if record.version != chunk.version {
+            return Ok(false);
+        }
+        let Some(text) = self.text(&chunk.doc_id)? else { return Ok(false) };
+        let span: String = text
+            .chars()
+            .skip(chunk.start as usize)
+            .take((chunk.end - chunk.start) as usize)
+            .collect();
+        Ok(span == chunk.body)
+    }
+}
+
+impl KnowledgeStore for KnowledgeBase {
+    fn add_docs(&mut self, docs: Vec<SourceDoc>, options: &AddOptions) -> Result<IngestReport> {
+        KnowledgeBase::add_docs(self, docs, options)
+    }
+
+    fn remove(&mut self, doc_id: &str) -> Result<()> {
+        KnowledgeBase::remove(self, doc_id)
+    }
+
+    fn get(&self, doc_id: &str) -> Result<Option<DocRecord>> {
+        KnowledgeBase::get(self, doc_id)
+    }
+
+    fn text(&self, doc_id: &str) -> Result<Option<String>> {
+        KnowledgeBase::text(self, doc_id)
+    }
+
+    fn list(&self) -> Result<Vec<DocRecord>> {
+        KnowledgeBase::list(self)
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
+        KnowledgeBase::search(self, request)
+    }
 }
 
 /// The knowledge base.
@@ -234,6 +295,7 @@ impl KnowledgeBase {
             }
             progress(n + 1, docs.len());
         }
+        self.vectors.flush()?;
         Ok(embedded)
     }
 
@@ -330,6 +392,7 @@ impl KnowledgeBase {
         })?;
         writer.finish()?;
         self.index.reload()?;
+        self.vectors.flush()?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -361,6 +424,7 @@ impl KnowledgeBase {
         })?;
         writer.finish()?;
         self.index.reload()?;
+        self.vectors.flush()?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -374,6 +438,7 @@ impl KnowledgeBase {
         writer.delete_doc(doc_id);
         writer.finish()?;
         self.vectors.delete_doc(doc_id)?;
+        self.vectors.flush()?;
         self.store.delete(doc_id)?;
         self.index.reload()
     }
@@ -384,7 +449,7 @@ impl KnowledgeBase {
             .embedder
             .as_deref()
             .filter(|_| !self.vectors.is_empty())
-            .map(|embedder| VectorRetriever { index: self.vectors.flat(), embedder });
+            .map(|embedder| VectorRetriever { index: self.vectors.vectors(), embedder });
         let extra: Vec<(&dyn Retriever, f32)> = vector
             .as_ref()
             .map(|v| (v as &dyn Retriever, request.options.vector_weight))
@@ -400,20 +465,9 @@ impl KnowledgeBase {
         )
     }
 
-    /// Checks that a chunk's body is, verbatim, the stored document text at its span (what a citation
-    /// check does before a citation is returned).
+    /// See [`KnowledgeStore::verify`].
     pub fn verify(&self, chunk: &ChunkRecord) -> Result<bool> {
-        let Some(record) = self.store.get(&chunk.doc_id)? else { return Ok(false) };
-        if record.version != chunk.version {
-            return Ok(false);
-        }
-        let Some(text) = self.store.text(&chunk.doc_id)? else { return Ok(false) };
-        let span: String = text
-            .chars()
-            .skip(chunk.start as usize)
-            .take((chunk.end - chunk.start) as usize)
-            .collect();
-        Ok(span == chunk.body)
+        KnowledgeStore::verify(self, chunk)
     }
 
     /// Checks the citations of a model's `answer` to the `passages` it was given (see [`crate::cite`]):
@@ -506,17 +560,53 @@ fn put_vectors(
     Ok(items.len())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ingest_one(
-    store: &Store,
-    writer: &crate::index::ChunkWriter,
-    with_vectors: Option<(&dyn Embedder, &mut VectorIndex)>,
+/// A document cleaned, hashed, versioned and chunked: what every backend writes for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedDoc {
+    /// The document record (new version and hash).
+    pub record: DocRecord,
+    /// The cleaned text, stored so citations can be checked verbatim.
+    pub text: String,
+    /// Parent spans of the chunks.
+    pub parents: Vec<crate::chunk::ParentSpan>,
+    /// The chunks.
+    pub chunks: Vec<ChunkRecord>,
+    /// Each chunk's indexed text (see [`indexed_text`]).
+    pub indexed: Vec<String>,
+    /// Whether a previous version existed (its chunks must be replaced).
+    pub replaces: bool,
+}
+
+impl PreparedDoc {
+    /// The filter fields its vectors carry.
+    pub fn vector_meta(&self) -> VectorMeta {
+        doc_meta(&self.record)
+    }
+}
+
+impl IngestReport {
+    /// Counts a prepared document (added or updated, chunks, bytes).
+    pub fn count(&mut self, doc: &PreparedDoc) {
+        let id = doc.record.doc_id.clone();
+        if doc.replaces {
+            self.updated.push(id);
+        } else {
+            self.added.push(id);
+        }
+        self.chunks += doc.chunks.len();
+        self.bytes += doc.text.len();
+    }
+}
+
+/// Cleans, hashes and chunks `doc` against its stored `previous` record; `None` when nothing changed (same
+/// content hash), so re-ingest skips it.
+pub fn prepare_doc(
     doc: SourceDoc,
     options: &AddOptions,
     chunking: &ChunkConfig,
     cleaning: &CleanConfig,
-    report: &mut IngestReport,
-) -> Result<()> {
+    previous: Option<&DocRecord>,
+) -> Option<PreparedDoc> {
     let id = doc_id(&doc.source);
     let text = clean_text(&doc.text, cleaning);
     let mut tags = doc.tags.clone();
@@ -543,21 +633,13 @@ fn ingest_one(
         hasher.update([0u8]);
     }
     let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let previous = store.get(&id)?;
-    if previous.as_ref().is_some_and(|p| p.content_hash == hash) {
-        report.unchanged += 1;
-        return Ok(());
+    if previous.is_some_and(|p| p.content_hash == hash) {
+        return None;
     }
-    let version = previous.as_ref().map_or(1, |p| p.version + 1);
-    if previous.is_some() {
-        writer.delete_doc(&id);
-        report.updated.push(id.clone());
-    } else {
-        report.added.push(id.clone());
-    }
+    let version = previous.map_or(1, |p| p.version + 1);
     let chunked = chunk_text(&text, chunking);
-    let mut records = Vec::with_capacity(chunked.chunks.len());
-    let mut texts = Vec::with_capacity(chunked.chunks.len());
+    let mut chunks = Vec::with_capacity(chunked.chunks.len());
+    let mut indexed = Vec::with_capacity(chunked.chunks.len());
     for chunk in &chunked.chunks {
         let record = ChunkRecord {
             chunk_id: format!("{id}:{}", chunk.ord),
@@ -572,22 +654,9 @@ fn ingest_one(
             tags: tags.clone(),
             tenant: tenant.clone(),
         };
-        let indexed = indexed_text(&record);
-        writer.add(&record, &indexed)?;
-        records.push(record);
-        texts.push(indexed);
+        indexed.push(indexed_text(&record));
+        chunks.push(record);
     }
-    if let Some((embedder, vectors)) = with_vectors {
-        let meta = VectorMeta {
-            doc_id: id.clone(),
-            tenant: tenant.clone(),
-            tags: tags.clone(),
-            published_at,
-        };
-        put_vectors(vectors, embedder, &meta, &records, &texts)?;
-    }
-    report.chunks += chunked.chunks.len();
-    report.bytes += text.len();
     let record = DocRecord {
         doc_id: id,
         source: doc.source,
@@ -597,9 +666,46 @@ fn ingest_one(
         published_at,
         tags,
         tenant,
-        chunks: chunked.chunks.len() as u64,
+        chunks: chunks.len() as u64,
         chars: text.chars().count() as u64,
         ingested_at: crate::parse::unix_now(),
     };
-    store.upsert(&record, &text, &chunked.parents)
+    Some(PreparedDoc {
+        record,
+        text,
+        parents: chunked.parents,
+        chunks,
+        indexed,
+        replaces: previous.is_some(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ingest_one(
+    store: &Store,
+    writer: &crate::index::ChunkWriter,
+    with_vectors: Option<(&dyn Embedder, &mut VectorIndex)>,
+    doc: SourceDoc,
+    options: &AddOptions,
+    chunking: &ChunkConfig,
+    cleaning: &CleanConfig,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let previous = store.get(&doc_id(&doc.source))?;
+    let Some(prepared) = prepare_doc(doc, options, chunking, cleaning, previous.as_ref()) else {
+        report.unchanged += 1;
+        return Ok(());
+    };
+    if prepared.replaces {
+        writer.delete_doc(&prepared.record.doc_id);
+    }
+    for (chunk, text) in prepared.chunks.iter().zip(&prepared.indexed) {
+        writer.add(chunk, text)?;
+    }
+    if let Some((embedder, vectors)) = with_vectors {
+        let meta = prepared.vector_meta();
+        put_vectors(vectors, embedder, &meta, &prepared.chunks, &prepared.indexed)?;
+    }
+    report.count(&prepared);
+    store.upsert(&prepared.record, &prepared.text, &prepared.parents)
 }

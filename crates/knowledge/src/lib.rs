@@ -6,9 +6,10 @@
 //! corpus pipeline; [`chunk`] cuts Chinese and English text at sentence ends; [`tokenize`] holds the jieba
 //! (search mode, finance dictionary) and character-bigram analyzers; [`index`] is the tantivy BM25 index
 //! and [`fusion`] the weighted reciprocal-rank fuser, combined by [`search`]; [`store`] keeps document records in SQLite; [`kb`]
-//! ties them into one knowledge base in a directory; [`eval`] measures retrieval on CMRC 2018.
-//! [`embed`] runs a BERT-family sentence encoder in-process and [`vectors`] keeps the chunk vectors, the
-//! third list in the fusion when a model is attached. [`cite`] builds grounded-answer prompts and checks
+//! ties them into one knowledge base in a directory, and [`pg`] keeps one in PostgreSQL with pgvector
+//! behind the same [`KnowledgeStore`] trait; [`eval`] measures retrieval on CMRC 2018.
+//! [`embed`] runs a BERT-family sentence encoder in-process and [`vectors`] keeps the chunk vectors (searched
+//! through the [`hnsw`] graph), the third list in the fusion when a model is attached. [`cite`] builds grounded-answer prompts and checks
 //! every citation in a model's answer against the stored sources.
 
 pub mod chunk;
@@ -18,10 +19,12 @@ pub mod embed;
 pub mod encoding;
 pub mod eval;
 pub mod fusion;
+pub mod hnsw;
 pub mod index;
 pub mod kb;
 pub mod office;
 pub mod parse;
+pub mod pg;
 pub mod search;
 pub mod store;
 pub mod tokenize;
@@ -31,7 +34,7 @@ pub use chunk::{Chunk, ChunkConfig, chunk_text};
 pub use embed::{BertEmbedder, Embedder};
 pub use fusion::{Fuser, RankedList};
 pub use index::{Filters, LexicalField, ScoredChunk};
-pub use kb::{AddOptions, IngestReport, KnowledgeBase, SearchRequest};
+pub use kb::{AddOptions, IngestReport, KnowledgeBase, KnowledgeStore, SearchRequest};
 pub use search::{SearchOptions, hybrid_search};
 
 use types::{Code, ErrorCode};
@@ -56,6 +59,9 @@ pub enum KnowledgeError {
     /// The input is not what the format promised (bad JSON, unknown format, undecodable bytes).
     #[error("{0}")]
     BadInput(String),
+    /// The PostgreSQL knowledge base failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// No document with this id.
     #[error("no document with id {0}")]
     NotFound(String),
@@ -70,9 +76,10 @@ impl KnowledgeError {
 impl ErrorCode for KnowledgeError {
     fn error_code(&self) -> Code {
         match self {
-            KnowledgeError::Io { .. } | KnowledgeError::Index(_) | KnowledgeError::Store(_) => {
-                Code::StorageError
-            }
+            KnowledgeError::Io { .. }
+            | KnowledgeError::Index(_)
+            | KnowledgeError::Store(_)
+            | KnowledgeError::Postgres(_) => Code::StorageError,
             KnowledgeError::BadInput(_) => Code::UnsupportedFormat,
             KnowledgeError::NotFound(_) => Code::NotFound,
         }

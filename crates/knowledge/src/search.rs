@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Result,
     fusion::{Fuser, RankedList, freshness_multiplier},
-    index::{Filters, IndexSearcher, LexicalField, Retriever, ScoredChunk},
+    index::{ChunkRecord, Filters, IndexSearcher, LexicalField, Retriever, ScoredChunk},
     tokenize::strip_question_words,
 };
 
@@ -74,13 +74,7 @@ pub fn hybrid_search(
     k: usize,
     options: &SearchOptions,
 ) -> Result<Vec<ScoredChunk>> {
-    let stripped;
-    let lexical_query = if options.strip_question_words {
-        stripped = strip_question_words(query);
-        stripped.as_str()
-    } else {
-        query
-    };
+    let lexical_query = lexical_query(query, options);
     let mut addresses = HashMap::new();
     let mut lists = Vec::new();
     for (field, weight) in
@@ -90,7 +84,7 @@ pub fn hybrid_search(
             continue;
         }
         let mut items = Vec::new();
-        for (addr, score) in searcher.lexical(field, lexical_query, filters, options.depth)? {
+        for (addr, score) in searcher.lexical(field, &lexical_query, filters, options.depth)? {
             let key = searcher.key_of(addr)?;
             addresses.insert(key, addr);
             items.push((key, score));
@@ -104,19 +98,42 @@ pub fn hybrid_search(
         let items = retriever.retrieve(query, filters, options.depth)?;
         lists.push(RankedList { name: retriever.name().to_owned(), weight: *weight, items });
     }
-    let fused = options.fuser.fuse(&lists);
-    // With a freshness boost, a lower-ranked recent chunk can overtake, so load more candidates.
-    let load = if options.freshness.is_some() { (k * 4).max(k) } else { k };
-    let mut out = Vec::with_capacity(load.min(fused.len()));
-    for (key, score) in fused.into_iter().take(load) {
+    fuse_and_load(&lists, k, options, &mut |key| {
         let addr = match addresses.get(&key) {
             Some(addr) => *addr,
             None => match searcher.address_of(key)? {
                 Some(addr) => addr,
-                None => continue,
+                None => return Ok(None),
             },
         };
-        let chunk = searcher.chunk(addr)?;
+        searcher.chunk(addr).map(Some)
+    })
+}
+
+/// The text lexical retrievers match: the query, with interrogative words blanked out when asked.
+pub fn lexical_query<'a>(query: &'a str, options: &SearchOptions) -> std::borrow::Cow<'a, str> {
+    if options.strip_question_words {
+        std::borrow::Cow::Owned(strip_question_words(query))
+    } else {
+        std::borrow::Cow::Borrowed(query)
+    }
+}
+
+/// Fuses ranked `lists` by the options' rule, loads the best candidates with `load` (a key that no longer
+/// resolves is skipped), applies the freshness boost, and returns the top `k` — the part of a search
+/// every backend shares.
+pub fn fuse_and_load(
+    lists: &[RankedList],
+    k: usize,
+    options: &SearchOptions,
+    load: &mut dyn FnMut(u64) -> Result<Option<ChunkRecord>>,
+) -> Result<Vec<ScoredChunk>> {
+    let fused = options.fuser.fuse(lists);
+    // With a freshness boost, a lower-ranked recent chunk can overtake, so load more candidates.
+    let load_n = if options.freshness.is_some() { (k * 4).max(k) } else { k };
+    let mut out = Vec::with_capacity(load_n.min(fused.len()));
+    for (key, score) in fused.into_iter().take(load_n) {
+        let Some(chunk) = load(key)? else { continue };
         let score = match (&options.freshness, chunk.published_at) {
             (Some(f), Some(at)) => {
                 let age_days = (f.now - at) as f64 / 86_400.0;

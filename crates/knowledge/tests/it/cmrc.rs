@@ -25,3 +25,37 @@ fn cmrc2018_retrieval_floor() {
     assert!(report.recall_at_10 >= 0.95, "R@10 {}", report.recall_at_10);
     assert!(report.mrr_at_10 >= 0.81, "MRR@10 {}", report.mrr_at_10);
 }
+
+/// Query speed at the issue's scale: CMRC 2018 dev plus seeded distractors up to 100,000 chunks, lexical
+/// hybrid (jieba + bigram, RRF), 2 query threads. Prints the report; run with
+/// `cargo test -p knowledge --test it -- --ignored cmrc2018_at_100k --nocapture` (the machine's load at the
+/// time belongs next to any figure quoted from it).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cmrc2018_at_100k_chunks() {
+    let Some(shared) = crate::shared_dir() else {
+        println!("skipped: ../shared is absent, so CMRC 2018 cannot be evaluated here");
+        return;
+    };
+    let file = shared.join("data/retrieval/cmrc2018/cmrc2018_dev.json");
+    let mut set = eval::load_squad(&file, 150).unwrap();
+    eval::add_distractors(&mut set, 100_000, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let threads = std::env::var("KB_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let report =
+        eval::evaluate(&set, dir.path(), &SearchOptions::default(), threads, None, &|_, _, _| {})
+            .unwrap();
+    println!(
+        "{} chunks, {} queries: R@10 {:.4} MRR@10 {:.4}; p50 {:.2} ms, p99 {:.2} ms, {:.0} q/s on {} threads; \
+         ingest {:.1} MB/s",
+        report.chunks,
+        report.queries,
+        report.recall_at_10,
+        report.mrr_at_10,
+        report.latency_p50_ms,
+        report.latency_p99_ms,
+        report.queries_per_s,
+        report.threads,
+        report.ingest_mb_per_s
+    );
+}

@@ -1,0 +1,597 @@
+//! The scale-out knowledge base: documents, chunks and vectors in PostgreSQL with pgvector, behind the same
+//! [`KnowledgeStore`] trait as the embedded one, so several `finllm` processes (replicas, ingest workers)
+//! share one knowledge base. Everything that decides what a document becomes — cleaning, hashing,
+//! versioning, chunking ([`prepare_doc`]), tokenising, fusion ([`fuse_and_load`]) — is the embedded code;
+//! only storage and candidate retrieval differ:
+//!
+//! - lexical: two `tsvector` columns hold the chunk's jieba tokens and CJK bigrams, made by our own
+//!   tokenisers in Rust (PostgreSQL has no Chinese parser, and pgserver bundles neither zhparser nor
+//!   pg_trgm) and stored as-is with `array_to_tsvector`; a query is an OR of its tokens, GIN-indexed and
+//!   ranked by `ts_rank` (term frequency with length normalisation; unlike tantivy's BM25 it has no
+//!   inverse document frequency);
+//! - vectors: a `vector(dim)` column with an HNSW index (`vector_ip_ops`: the vectors are unit length,
+//!   so inner product is cosine), queried with `ORDER BY embedding <#> q LIMIT n`;
+//! - filters (tenant, tags, `published_at`) are `WHERE` clauses on every list.
+//!
+//! Each knowledge base lives in its own PostgreSQL schema. The client is blocking: it drives
+//! tokio-postgres on a private current-thread runtime, so call it from a plain thread (or
+//! `spawn_blocking`), never from inside an async task.
+
+use std::collections::HashMap;
+
+use tokio_postgres::{Client, NoTls, Row, types::ToSql};
+
+use crate::{
+    KnowledgeError, Result,
+    chunk::{ChunkConfig, ParentSpan},
+    clean::CleanConfig,
+    embed::Embedder,
+    fusion::RankedList,
+    index::{ChunkRecord, Filters, LexicalField, ScoredChunk, chunk_key},
+    kb::{AddOptions, IngestReport, KnowledgeStore, SearchRequest, doc_id, prepare_doc},
+    parse::SourceDoc,
+    search::{fuse_and_load, lexical_query},
+    store::DocRecord,
+    vectors::VectorModel,
+};
+
+/// Advisory lock taken while a schema is created or its vector column changed, so processes starting
+/// together do not race on the DDL.
+const SCHEMA_LOCK: i64 = 0x4b42_5343_4845_4d41;
+
+/// How many candidates pgvector's HNSW scan keeps (its default, 40, is below the fusion depth).
+const EF_SEARCH: usize = 100;
+
+/// A knowledge base in a PostgreSQL schema.
+#[derive(Debug)]
+pub struct PgKnowledgeBase {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    schema: String,
+    model: Option<VectorModel>,
+    embedder: Option<Box<dyn Embedder>>,
+    /// How documents are chunked.
+    pub chunking: ChunkConfig,
+    /// How document text is cleaned before chunking.
+    pub cleaning: CleanConfig,
+}
+
+fn db_error(err: tokio_postgres::Error) -> KnowledgeError {
+    KnowledgeError::Postgres(err)
+}
+
+/// `name` when it is a plain lower-case identifier (it is spliced into SQL as the schema name).
+fn checked_schema(name: &str) -> Result<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(KnowledgeError::BadInput(format!(
+            "schema name {name:?}: use lower-case letters, digits and _ (at most 63)"
+        )))
+    }
+}
+
+/// A tsquery matching any of `tokens` (each quoted as a literal lexeme).
+fn any_of(tokens: &[String]) -> String {
+    let quoted: Vec<String> = tokens
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    quoted.join(" | ")
+}
+
+/// The distinct non-empty tokens of `text` for `field` (what `array_to_tsvector` stores).
+fn lexemes(field: LexicalField, text: &str) -> Vec<String> {
+    let mut tokens = field.tokens(text);
+    tokens.retain(|t| !t.is_empty());
+    tokens.sort();
+    tokens.dedup();
+    tokens
+}
+
+/// pgvector's text form of a vector.
+fn vector_literal(v: &[f32]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", parts.join(","))
+}
+
+/// `WHERE`-clause conditions (each starting with ` AND `) for `filters`, numbering parameters after
+/// `first - 1`.
+fn filter_sql(filters: &Filters, first: usize) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let mut sql = String::new();
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut next = |sql: &mut String, clause: &str, value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", first + params.len() - 1)));
+    };
+    if let Some(tenant) = &filters.tenant {
+        next(&mut sql, " AND tenant = ?", Box::new(tenant.clone()));
+    }
+    if !filters.tags.is_empty() {
+        next(&mut sql, " AND tags @> ?::text[]", Box::new(filters.tags.clone()));
+    }
+    if let Some(since) = filters.since {
+        next(&mut sql, " AND published_at >= ?", Box::new(since));
+    }
+    if let Some(until) = filters.until {
+        next(&mut sql, " AND published_at < ?", Box::new(until));
+    }
+    (sql, params)
+}
+
+const DOC_COLUMNS: &str = "doc_id, source, title, content_hash, version, published_at, tags, tenant, chunks, chars, ingested_at";
+const CHUNK_COLUMNS: &str = "chunk_key, chunk_id, doc_id, version, title, heading, body, start_char, end_char, published_at, tags, tenant";
+
+fn row_to_doc(row: &Row) -> DocRecord {
+    DocRecord {
+        doc_id: row.get(0),
+        source: row.get(1),
+        title: row.get(2),
+        content_hash: row.get(3),
+        version: row.get::<_, i64>(4) as u64,
+        published_at: row.get(5),
+        tags: row.get(6),
+        tenant: row.get(7),
+        chunks: row.get::<_, i64>(8) as u64,
+        chars: row.get::<_, i64>(9) as u64,
+        ingested_at: row.get(10),
+    }
+}
+
+fn row_to_chunk(row: &Row) -> ChunkRecord {
+    ChunkRecord {
+        chunk_id: row.get(1),
+        doc_id: row.get(2),
+        version: row.get::<_, i64>(3) as u64,
+        title: row.get(4),
+        heading: row.get(5),
+        body: row.get(6),
+        start: row.get::<_, i64>(7) as u64,
+        end: row.get::<_, i64>(8) as u64,
+        published_at: row.get(9),
+        tags: row.get(10),
+        tenant: row.get(11),
+    }
+}
+
+fn params_of(boxed: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    boxed.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+impl PgKnowledgeBase {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`) and opens (creating) the knowledge base in
+    /// `schema`. The database needs the `vector` extension available (pgvector).
+    pub fn connect(url: &str, schema: &str) -> Result<Self> {
+        let schema = checked_schema(schema)?.to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| KnowledgeError::io("tokio runtime", e))?;
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+            tokio::spawn(async move {
+                // The client's next query reports a dropped connection; nothing else can be done here.
+                let _ = connection.await;
+            });
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        let client = client.map_err(db_error)?;
+        let mut kb = PgKnowledgeBase {
+            runtime,
+            client,
+            schema,
+            model: None,
+            embedder: None,
+            chunking: ChunkConfig::default(),
+            cleaning: CleanConfig::mappers_only(),
+        };
+        kb.create_schema()?;
+        Ok(kb)
+    }
+
+    fn create_schema(&mut self) -> Result<()> {
+        let s = &self.schema;
+        let ddl = format!(
+            "SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
+             CREATE EXTENSION IF NOT EXISTS vector;
+             CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL,
+               title TEXT NOT NULL, content_hash TEXT NOT NULL, version BIGINT NOT NULL, published_at BIGINT,
+               tags TEXT[] NOT NULL, tenant TEXT NOT NULL, chunks BIGINT NOT NULL, chars BIGINT NOT NULL,
+               ingested_at BIGINT NOT NULL, text TEXT NOT NULL, parents TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {s}.chunks (chunk_key BIGINT PRIMARY KEY, chunk_id TEXT NOT NULL,
+               doc_id TEXT NOT NULL REFERENCES {s}.documents (doc_id) ON DELETE CASCADE,
+               version BIGINT NOT NULL, title TEXT NOT NULL, heading TEXT NOT NULL, body TEXT NOT NULL,
+               start_char BIGINT NOT NULL, end_char BIGINT NOT NULL, published_at BIGINT,
+               tags TEXT[] NOT NULL, tenant TEXT NOT NULL, jieba TSVECTOR NOT NULL, bigram TSVECTOR NOT NULL);
+             CREATE INDEX IF NOT EXISTS chunks_doc ON {s}.chunks (doc_id);
+             CREATE INDEX IF NOT EXISTS chunks_jieba ON {s}.chunks USING gin (jieba);
+             CREATE INDEX IF NOT EXISTS chunks_bigram ON {s}.chunks USING gin (bigram);
+             CREATE INDEX IF NOT EXISTS chunks_tenant ON {s}.chunks (tenant, published_at);
+             CREATE TABLE IF NOT EXISTS {s}.model (id INT PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,
+               dim INT NOT NULL, path TEXT);"
+        );
+        let client = &mut self.client;
+        let model = self.runtime.block_on(async {
+            let tx = client.transaction().await?;
+            tx.batch_execute(&ddl).await?;
+            tx.commit().await?;
+            client
+                .query_opt(&format!("SELECT name, dim, path FROM {s}.model WHERE id = 1"), &[])
+                .await
+        });
+        self.model = model.map_err(db_error)?.map(|row| VectorModel {
+            name: row.get(0),
+            dim: row.get::<_, i32>(1) as usize,
+            path: row.get(2),
+        });
+        Ok(())
+    }
+
+    /// The schema this knowledge base lives in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Drops the whole knowledge base (its schema): tests and `kb` resets.
+    pub fn drop_all(self) -> Result<()> {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        self.runtime.block_on(self.client.batch_execute(&sql)).map_err(db_error)
+    }
+
+    /// The model the stored vectors came from.
+    pub fn model(&self) -> Option<&VectorModel> {
+        self.model.as_ref()
+    }
+
+    /// Attaches an embedding model; returns true when it differs from the stored vectors' model, in which
+    /// case the vector column is recreated for its dimension (old vectors dropped, chunks kept; re-add
+    /// documents to embed them).
+    pub fn set_embedder(&mut self, embedder: Box<dyn Embedder>) -> Result<bool> {
+        let model =
+            VectorModel { name: embedder.name().to_owned(), dim: embedder.dim(), path: None };
+        let same = self.model.as_ref().is_some_and(|m| m.name == model.name && m.dim == model.dim);
+        self.embedder = Some(embedder);
+        if same {
+            return Ok(false);
+        }
+        let s = &self.schema;
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
+             ALTER TABLE {s}.chunks DROP COLUMN IF EXISTS embedding;
+             ALTER TABLE {s}.chunks ADD COLUMN embedding vector({dim});
+             CREATE INDEX chunks_embedding ON {s}.chunks USING hnsw (embedding vector_ip_ops)
+               WITH (m = 16, ef_construction = 64);
+             DELETE FROM {s}.model;",
+            dim = model.dim
+        );
+        let client = &mut self.client;
+        let name = model.name.clone();
+        let dim = model.dim as i32;
+        self.runtime
+            .block_on(async {
+                let tx = client.transaction().await?;
+                tx.batch_execute(&sql).await?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.model (id, name, dim) VALUES (1, $1, $2)"),
+                    &[&name, &dim],
+                )
+                .await?;
+                tx.commit().await
+            })
+            .map_err(db_error)?;
+        self.model = Some(model);
+        Ok(true)
+    }
+
+    /// How many chunks are searchable, and how many have a vector.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let vectors = if self.model.is_some() { "count(embedding)" } else { "0::bigint" };
+        let sql = format!("SELECT count(*), {vectors} FROM {}.chunks", self.schema);
+        let row = self.runtime.block_on(self.client.query_one(&sql, &[])).map_err(db_error)?;
+        Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+    }
+
+    async fn lexical(
+        &self,
+        field: LexicalField,
+        query: &str,
+        filters: &Filters,
+        depth: usize,
+    ) -> Result<Vec<(u64, f32)>, tokio_postgres::Error> {
+        let tokens = lexemes(field, query);
+        if tokens.is_empty() || depth == 0 {
+            return Ok(Vec::new());
+        }
+        let column = field.name();
+        let (conditions, extra) = filter_sql(filters, 2);
+        let sql = format!(
+            "SELECT chunk_key, ts_rank({column}, q) AS rank
+             FROM {}.chunks, (SELECT $1::text::tsquery AS q) query
+             WHERE {column} @@ q{conditions} ORDER BY rank DESC, chunk_key LIMIT {depth}",
+            self.schema
+        );
+        let tsquery = any_of(&tokens);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tsquery];
+        params.extend(params_of(&extra));
+        let rows = self.client.query(&sql, &params).await?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, f32>(1))).collect())
+    }
+
+    async fn nearest(
+        &self,
+        vector: &[f32],
+        filters: &Filters,
+        depth: usize,
+    ) -> Result<Vec<(u64, f32)>, tokio_postgres::Error> {
+        let (conditions, extra) = filter_sql(filters, 2);
+        let sql = format!(
+            "SELECT chunk_key, -(embedding <#> $1::text::vector) FROM {}.chunks
+             WHERE embedding IS NOT NULL{conditions} ORDER BY embedding <#> $1::text::vector LIMIT {depth}",
+            self.schema
+        );
+        let literal = vector_literal(vector);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&literal];
+        params.extend(params_of(&extra));
+        self.client
+            .batch_execute(&format!("SET hnsw.ef_search = {}", EF_SEARCH.max(depth)))
+            .await?;
+        let rows = self.client.query(&sql, &params).await?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, f64>(1) as f32)).collect())
+    }
+
+    /// The query plan PostgreSQL picks for a vector query (to check the HNSW index is used).
+    pub fn explain_vector_query(&self, dim: usize) -> Result<String> {
+        let sql = format!(
+            "EXPLAIN SELECT chunk_key FROM {}.chunks WHERE embedding IS NOT NULL
+             ORDER BY embedding <#> $1::text::vector LIMIT 10",
+            self.schema
+        );
+        let literal = vector_literal(&vec![0.0; dim]);
+        let rows = self.runtime.block_on(self.client.query(&sql, &[&literal])).map_err(db_error)?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+    }
+
+    async fn search_async(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
+        let options = &request.options;
+        let lexical = lexical_query(&request.query, options);
+        let mut lists = Vec::new();
+        for (field, weight) in [
+            (LexicalField::Jieba, options.jieba_weight),
+            (LexicalField::Bigram, options.bigram_weight),
+        ] {
+            if weight > 0.0 {
+                let items = self
+                    .lexical(field, &lexical, &request.filters, options.depth)
+                    .await
+                    .map_err(db_error)?;
+                lists.push(RankedList { name: field.name().to_owned(), weight, items });
+            }
+        }
+        if let (Some(embedder), Some(_), true) =
+            (&self.embedder, &self.model, options.vector_weight > 0.0)
+        {
+            let vectors = embedder.embed(&[&request.query])?;
+            if let Some(vector) = vectors.first() {
+                let items = self
+                    .nearest(vector, &request.filters, options.depth)
+                    .await
+                    .map_err(db_error)?;
+                lists.push(RankedList {
+                    name: "vector".to_owned(),
+                    weight: options.vector_weight,
+                    items,
+                });
+            }
+        }
+        // Load every candidate the fusion may return in one query, then fuse as the embedded path does.
+        let wanted = if options.freshness.is_some() { request.k * 4 } else { request.k };
+        let keys: Vec<i64> = options
+            .fuser
+            .fuse(&lists)
+            .into_iter()
+            .take(wanted)
+            .map(|(key, _)| key as i64)
+            .collect();
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {CHUNK_COLUMNS} FROM {}.chunks WHERE chunk_key = ANY($1)",
+                    self.schema
+                ),
+                &[&keys],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut loaded: HashMap<u64, ChunkRecord> =
+            rows.iter().map(|r| (r.get::<_, i64>(0) as u64, row_to_chunk(r))).collect();
+        fuse_and_load(&lists, request.k, options, &mut |key| Ok(loaded.remove(&key)))
+    }
+
+    /// The stored parent spans of a document.
+    pub fn parents(&self, doc_id: &str) -> Result<Vec<ParentSpan>> {
+        let sql = format!("SELECT parents FROM {}.documents WHERE doc_id = $1", self.schema);
+        let row =
+            self.runtime.block_on(self.client.query_opt(&sql, &[&doc_id])).map_err(db_error)?;
+        match row {
+            Some(row) => serde_json::from_str(&row.get::<_, String>(0))
+                .map_err(|e| KnowledgeError::BadInput(format!("stored parents: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl KnowledgeStore for PgKnowledgeBase {
+    fn add_docs(&mut self, docs: Vec<SourceDoc>, options: &AddOptions) -> Result<IngestReport> {
+        let ctx = Ingest {
+            schema: &self.schema,
+            embedder: self.embedder.as_deref().filter(|_| self.model.is_some()),
+            chunking: &self.chunking,
+            cleaning: &self.cleaning,
+        };
+        self.runtime.block_on(ingest(&mut self.client, &ctx, docs, options))
+    }
+
+    fn remove(&mut self, doc_id: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {}.documents WHERE doc_id = $1", self.schema);
+        let n = self.runtime.block_on(self.client.execute(&sql, &[&doc_id])).map_err(db_error)?;
+        if n == 0 {
+            return Err(KnowledgeError::NotFound(doc_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn get(&self, doc_id: &str) -> Result<Option<DocRecord>> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM {}.documents WHERE doc_id = $1", self.schema);
+        let row =
+            self.runtime.block_on(self.client.query_opt(&sql, &[&doc_id])).map_err(db_error)?;
+        Ok(row.map(|r| row_to_doc(&r)))
+    }
+
+    fn text(&self, doc_id: &str) -> Result<Option<String>> {
+        let sql = format!("SELECT text FROM {}.documents WHERE doc_id = $1", self.schema);
+        let row =
+            self.runtime.block_on(self.client.query_opt(&sql, &[&doc_id])).map_err(db_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn list(&self) -> Result<Vec<DocRecord>> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM {}.documents ORDER BY doc_id", self.schema);
+        let rows = self.runtime.block_on(self.client.query(&sql, &[])).map_err(db_error)?;
+        Ok(rows.iter().map(row_to_doc).collect())
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
+        self.runtime.block_on(self.search_async(request))
+    }
+}
+
+/// What an ingest needs besides the connection.
+struct Ingest<'a> {
+    schema: &'a str,
+    /// The embedder, when the vector column exists.
+    embedder: Option<&'a dyn Embedder>,
+    chunking: &'a ChunkConfig,
+    cleaning: &'a CleanConfig,
+}
+
+/// Writes `docs` in one transaction: unchanged documents are skipped, changed ones replace their chunks.
+async fn ingest(
+    client: &mut Client,
+    ctx: &Ingest<'_>,
+    docs: Vec<SourceDoc>,
+    options: &AddOptions,
+) -> Result<IngestReport> {
+    let started = std::time::Instant::now();
+    let mut report = IngestReport::default();
+    let s = ctx.schema;
+    let tx = client.transaction().await.map_err(db_error)?;
+    for doc in docs {
+        let id = doc_id(&doc.source);
+        // Lock the document's row (or its id, when new) so two writers of one document serialise.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&id])
+            .await
+            .map_err(db_error)?;
+        let previous = tx
+            .query_opt(
+                &format!("SELECT {DOC_COLUMNS} FROM {s}.documents WHERE doc_id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(db_error)?
+            .map(|r| row_to_doc(&r));
+        let Some(prepared) =
+            prepare_doc(doc, options, ctx.chunking, ctx.cleaning, previous.as_ref())
+        else {
+            report.unchanged += 1;
+            continue;
+        };
+        let vectors = match ctx.embedder {
+            Some(embedder) => {
+                let texts: Vec<&str> = prepared.indexed.iter().map(String::as_str).collect();
+                Some(embedder.embed(&texts)?)
+            }
+            None => None,
+        };
+        let r = &prepared.record;
+        let parents = serde_json::to_string(&prepared.parents)
+            .map_err(|e| KnowledgeError::BadInput(e.to_string()))?;
+        tx.execute(&format!("DELETE FROM {s}.chunks WHERE doc_id = $1"), &[&r.doc_id])
+            .await
+            .map_err(db_error)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.documents ({DOC_COLUMNS}, text, parents)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (doc_id) DO UPDATE SET source = $2, title = $3, content_hash = $4,
+                   version = $5, published_at = $6, tags = $7, tenant = $8, chunks = $9, chars = $10,
+                   ingested_at = $11, text = $12, parents = $13"
+            ),
+            &[
+                &r.doc_id,
+                &r.source,
+                &r.title,
+                &r.content_hash,
+                &(r.version as i64),
+                &r.published_at,
+                &r.tags,
+                &r.tenant,
+                &(r.chunks as i64),
+                &(r.chars as i64),
+                &r.ingested_at,
+                &prepared.text,
+                &parents,
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+        let vector_column = if vectors.is_some() { ", embedding" } else { "" };
+        let vector_value = if vectors.is_some() { ", $15::text::vector" } else { "" };
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {s}.chunks ({CHUNK_COLUMNS}, jieba, bigram{vector_column})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                   array_to_tsvector($13::text[]), array_to_tsvector($14::text[]){vector_value})"
+            ))
+            .await
+            .map_err(db_error)?;
+        for (i, (chunk, text)) in prepared.chunks.iter().zip(&prepared.indexed).enumerate() {
+            let key = chunk_key(&chunk.chunk_id) as i64;
+            let jieba = lexemes(LexicalField::Jieba, text);
+            let bigram = lexemes(LexicalField::Bigram, text);
+            let (version, start, end) =
+                (chunk.version as i64, chunk.start as i64, chunk.end as i64);
+            let literal = vectors.as_ref().and_then(|v| v.get(i)).map(|v| vector_literal(v));
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &key,
+                &chunk.chunk_id,
+                &chunk.doc_id,
+                &version,
+                &chunk.title,
+                &chunk.heading,
+                &chunk.body,
+                &start,
+                &end,
+                &chunk.published_at,
+                &chunk.tags,
+                &chunk.tenant,
+                &jieba,
+                &bigram,
+            ];
+            if let Some(literal) = &literal {
+                params.push(literal);
+            }
+            tx.execute(&insert, &params).await.map_err(db_error)?;
+        }
+        report.count(&prepared);
+    }
+    tx.commit().await.map_err(db_error)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -103,6 +103,12 @@ impl Chain {
         self.steps.iter().fold(attack, |attack, step| step.apply(attack, rng))
     }
 
+    /// Recovers the request from a last user turn the chain wrote, when every step is decodable
+    /// (`base64+hex`): the steps' decoders in reverse order.
+    pub fn decode(&self, prompt: &str) -> Option<String> {
+        self.steps.iter().rev().try_fold(prompt.to_owned(), |text, step| step.decode(&text))
+    }
+
     /// Whether every step rewrites goals of this language.
     pub fn supports(&self, lang: Lang) -> bool {
         self.steps.iter().all(|s| s.langs().contains(&lang))

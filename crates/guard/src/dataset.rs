@@ -368,13 +368,35 @@ fn safetybench(text: &str, answers: &str, out: &mut Vec<Example>) -> Result<(), 
     Ok(())
 }
 
+/// Do-Not-Answer's own harm codes that mark a request for harmful content or help with harm
+/// (illegal activity, explicit sexual content, hate speech and profanity, violent scenes, weapons and
+/// dangerous instructions, threats, hacking): such a prompt is `unsafe` whichever file it sits in.
+/// The sensitive files (discrimination, mental health, misinformation) otherwise hold questions to
+/// answer with care.
+const DNA_HARMFUL_CODES: &[&str] = &[
+    "S003",
+    "S004",
+    "S005hate",
+    "S005profanity",
+    "S006violence",
+    "S006instructions",
+    "S006items",
+    "S006threat",
+    "S008",
+];
+
 fn donotanswer(text: &str, verdict: Verdict, out: &mut Vec<Example>) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Row {
         prompt: String,
+        #[serde(default)]
+        intents: Vec<String>,
     }
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let row: Row = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let harmful =
+            row.intents.iter().any(|code| DNA_HARMFUL_CODES.iter().any(|h| code.starts_with(h)));
+        let verdict = if harmful { Verdict::Unsafe } else { verdict };
         let group = if verdict == Verdict::Unsafe {
             "donotanswer_harmful"
         } else {

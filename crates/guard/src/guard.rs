@@ -222,8 +222,10 @@ impl Guard {
     /// Judges `text` in either direction.
     pub fn judge(&self, raw_text: &str, direction: Direction, policy: &Policy) -> Judgement {
         let raw_text = text::normalize::truncate(raw_text, text::normalize::MAX_INPUT_BYTES);
-        // PII is replaced by placeholders before scoring: a phone number is not a risk signal.
-        let normalised = text::normalize(&text::strip_pii(raw_text));
+        // PII is removed before scoring: a phone number is not a risk signal. Detected once, here,
+        // and reported as spans by `decide`.
+        let pii = text::detect_pii(raw_text);
+        let normalised = text::normalize(&without_spans(raw_text, &pii));
         let mut best = self.score(&normalised);
         let mut techniques: Vec<String> = Vec::new();
         let mut decoded_chain = Vec::new();
@@ -244,7 +246,7 @@ impl Guard {
         let refusal =
             (direction == Direction::Output).then(|| crate::refusal::is_refusal(raw_text));
         let evidence = model::evidence_units(&normalised);
-        let found = Found { raw: best, techniques, decoded: decoded_chain, refusal, evidence };
+        let found = Found { raw: best, techniques, decoded: decoded_chain, refusal, evidence, pii };
         self.decide(raw_text, direction, found, policy)
     }
 
@@ -257,14 +259,26 @@ impl Guard {
         let lexicon = self.lexicon.load();
         let hits = lexicon.find(normalised);
         let extra: Vec<String> = hits.iter().map(hit_token).collect();
-        let mut probs = self.model.probabilities(&model::features(normalised, &extra));
-        if normalised.chars().count() > WINDOW_CHARS {
-            for window in windows(normalised).into_iter().take(MAX_WINDOWS) {
-                let local: Vec<String> = lexicon.find(window).iter().map(hit_token).collect();
-                merge_max(&mut probs, &self.model.probabilities(&model::features(window, &local)));
-            }
+        let whole = model::features(normalised, &extra);
+        if normalised.chars().count() <= WINDOW_CHARS {
+            return Raw { probs: self.model.probabilities(&whole), hits };
         }
-        Raw { probs, hits }
+        let parts: Vec<Vec<(u32, f32)>> = windows(normalised)
+            .into_iter()
+            .take(MAX_WINDOWS)
+            .map(|window| {
+                // The window's lexicon hits are the whole text's hits inside it (one scan, not two).
+                let start = window.as_ptr() as usize - normalised.as_ptr() as usize;
+                let end = start + window.len();
+                let local: Vec<String> = hits
+                    .iter()
+                    .filter(|h| h.start >= start && h.end <= end)
+                    .map(hit_token)
+                    .collect();
+                model::features(window, &local)
+            })
+            .collect();
+        Raw { probs: self.model.max_probabilities(&whole, &parts), hits }
     }
 
     fn decide(
@@ -274,7 +288,7 @@ impl Guard {
         found: Found,
         policy: &Policy,
     ) -> Judgement {
-        let Found { raw, mut techniques, decoded, refusal, evidence } = found;
+        let Found { raw, mut techniques, decoded, refusal, evidence, pii } = found;
         let raw = &raw;
         // Techniques found before the model's technique heads: obfuscation or a decoded payload.
         let hidden_payload = !techniques.is_empty() || !decoded.is_empty();
@@ -324,8 +338,14 @@ impl Guard {
         let top_category_prob = cat_probs.iter().map(|(_, p)| *p).fold(0.0f32, f32::max);
         let risk =
             risk.max(if top_category_prob >= 0.8 { policy.thresholds.controversial } else { 0.0 });
+        // A text that hides something (invisible characters, swapped scripts, an encoded payload) and
+        // carries any risk signal is an evasion attempt: half the controversial bar, or a lexicon
+        // topic, is enough (chosen on the validation split; legitimate text rarely hides anything).
+        let hidden_risk = hidden_payload
+            && (risk >= policy.thresholds.controversial / 2.0 || !signal_intents.is_empty());
         let mut verdict = if unsafe_score >= policy.unsafe_threshold(&top_category)
             || !block_intents.is_empty()
+            || hidden_risk
             || (escalating && risk >= policy.thresholds.controversial)
         {
             Verdict::Unsafe
@@ -404,7 +424,6 @@ impl Guard {
                 end: h.end,
             })
             .collect();
-        let pii = text::detect_pii(raw_text);
         spans.extend(pii.iter().map(|p| Span {
             source: "pii",
             label: p.kind.placeholder().to_ascii_lowercase(),
@@ -456,6 +475,19 @@ struct Found {
     decoded: Vec<text::Encoding>,
     refusal: Option<bool>,
     evidence: usize,
+    pii: Vec<text::PiiSpan>,
+}
+
+/// `text` with the given (sorted, non-overlapping) spans cut out, as [`text::strip_pii`] does.
+fn without_spans(text: &str, spans: &[text::PiiSpan]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for span in spans {
+        out.push_str(text.get(at..span.start).unwrap_or_default());
+        at = span.end.max(at);
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// The classifier feature token of a lexicon hit (shared by training and judging).

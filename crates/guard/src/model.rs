@@ -171,20 +171,104 @@ impl Model {
         self.header.heads.iter().position(|h| h == name)
     }
 
-    /// Raw logits of every head.
+    /// Raw logits of every head. Features come in runs of equal value (all n-grams share one value,
+    /// the length bucket has its own), so each run is summed in integers and scaled once.
     pub fn logits(&self, features: &[(u32, f32)]) -> Vec<f32> {
         let n = self.header.heads.len();
         let mut acc = vec![0.0f32; n];
+        let mut run = vec![0i32; n];
+        let mut value = None;
         for &(f, v) in features {
-            let row = &self.weights[f as usize * n..(f as usize + 1) * n];
-            for (a, w) in acc.iter_mut().zip(row) {
-                *a += f32::from(*w) * v;
+            if value != Some(v) {
+                if let Some(previous) = value {
+                    flush(&mut acc, &mut run, previous);
+                }
+                value = Some(v);
             }
+            let start = f as usize * n;
+            if let Some(row) = self.weights.get(start..start + n) {
+                for (a, w) in run.iter_mut().zip(row) {
+                    *a += i32::from(*w);
+                }
+            }
+        }
+        if let Some(previous) = value {
+            flush(&mut acc, &mut run, previous);
         }
         acc.iter()
             .zip(&self.header.scales)
             .zip(&self.header.bias)
             .map(|((a, s), b)| a * s + b)
+            .collect()
+    }
+
+    /// The element-wise maximum of the calibrated probabilities of a whole text and of its windows,
+    /// the way [`crate::Guard`] scores a long text. Each window's n-grams are also the whole text's
+    /// (bar a few across window edges), so a weight row fetched for a window is added to the whole
+    /// text's sum at the same time: every row is read from memory about once instead of twice.
+    pub fn max_probabilities(&self, whole: &[(u32, f32)], windows: &[Vec<(u32, f32)>]) -> Vec<f32> {
+        let n = self.header.heads.len();
+        let Some((&(whole_length, _), whole_grams)) = whole.split_last() else {
+            return self.probabilities(whole);
+        };
+        let words = self.header.dim.div_ceil(64);
+        let mut pending = vec![0u64; words];
+        for &(f, _) in whole_grams {
+            if let Some(w) = pending.get_mut(f as usize / 64) {
+                *w |= 1 << (f % 64);
+            }
+        }
+        let mut whole_run = vec![0i32; n];
+        let mut best = vec![0.0f32; n];
+        for window in windows {
+            let Some((&(length, _), grams)) = window.split_last() else { continue };
+            let mut run = vec![0i32; n];
+            for &(f, _) in grams {
+                let Some(row) = self.row(f) else { continue };
+                add_row(&mut run, row);
+                let (word, bit) = (f as usize / 64, 1u64 << (f % 64));
+                if let Some(w) = pending.get_mut(word)
+                    && *w & bit != 0
+                {
+                    *w &= !bit;
+                    add_row(&mut whole_run, row);
+                }
+            }
+            let value = grams.first().map_or(0.0, |g| g.1);
+            merge_max(&mut best, &self.finish(&run, value, length));
+        }
+        for &(f, _) in whole_grams {
+            if pending.get(f as usize / 64).is_some_and(|w| w & (1 << (f % 64)) != 0)
+                && let Some(row) = self.row(f)
+            {
+                add_row(&mut whole_run, row);
+            }
+        }
+        let value = whole_grams.first().map_or(0.0, |g| g.1);
+        merge_max(&mut best, &self.finish(&whole_run, value, whole_length));
+        best
+    }
+
+    /// The weight row of a feature.
+    fn row(&self, feature: u32) -> Option<&[i8]> {
+        let n = self.header.heads.len();
+        let start = feature as usize * n;
+        self.weights.get(start..start + n)
+    }
+
+    /// Calibrated probabilities from an integer sum of n-gram rows (all at `value`) and the length
+    /// bucket feature (at 1).
+    fn finish(&self, run: &[i32], value: f32, length: u32) -> Vec<f32> {
+        let length_row = self.row(length);
+        run.iter()
+            .enumerate()
+            .map(|(h, r)| {
+                let l = length_row.map_or(0, |row| i32::from(row[h]));
+                let z =
+                    (*r as f32 * value + l as f32) * self.header.scales[h] + self.header.bias[h];
+                let (a, b) = self.header.platt[h];
+                sigmoid(a * z + b)
+            })
             .collect()
     }
 
@@ -198,6 +282,26 @@ impl Model {
     }
 }
 
+fn add_row(run: &mut [i32], row: &[i8]) {
+    for (a, w) in run.iter_mut().zip(row) {
+        *a += i32::from(*w);
+    }
+}
+
+fn merge_max(into: &mut [f32], other: &[f32]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        *a = a.max(*b);
+    }
+}
+
+/// Adds an integer run sum times its feature value to the float accumulator and clears the run.
+fn flush(acc: &mut [f32], run: &mut [i32], value: f32) {
+    for (a, r) in acc.iter_mut().zip(run.iter_mut()) {
+        *a += *r as f32 * value;
+        *r = 0;
+    }
+}
+
 /// The logistic function.
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
@@ -206,60 +310,69 @@ pub fn sigmoid(z: f32) -> f32 {
 /// Hashed features of normalised text: CJK character 1–3-grams, ASCII word 1–2-grams and character
 /// 3-grams inside words, plus any extra tokens (lexicon hits); values are 1/sqrt(count) so long texts
 /// do not saturate. One length-bucket feature (value 1) lets each head learn how much a short text says.
+/// Hashing is allocation-free per n-gram and duplicates are dropped with a bitset (no sort), since this
+/// runs on every window of every checked text.
 pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
-    let mut ids: Vec<u32> = Vec::with_capacity(normalised.len() * 2);
-    let chars: Vec<char> = normalised.chars().collect();
-    let offsets: Vec<usize> = normalised
-        .char_indices()
-        .map(|(b, _)| b)
-        .chain(std::iter::once(normalised.len()))
-        .collect();
-    let mut words: Vec<&str> = Vec::new();
+    let mut seen = vec![0u64; DIM / 64];
+    let mut out: Vec<(u32, f32)> = Vec::with_capacity(normalised.len() * 2);
+    let mut add = |id: u32| {
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if let Some(w) = seen.get_mut(word)
+            && *w & bit == 0
+        {
+            *w |= bit;
+            out.push((id, 1.0));
+        }
+    };
+    let chars: Vec<(usize, char)> = normalised.char_indices().collect();
+    let mut previous_word: Option<&str> = None;
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
+        let (byte, c) = chars[i];
         if c.is_ascii_alphanumeric() {
-            let start = i;
-            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+            let start = byte;
+            while i < chars.len() && chars[i].1.is_ascii_alphanumeric() {
                 i += 1;
             }
-            let word: String = chars[start..i].iter().collect();
-            ids.push(hash(b'w', word.as_bytes()));
-            let padded = format!("<{word}>");
-            let pb = padded.as_bytes();
-            for g in pb.windows(3) {
-                ids.push(hash(b't', g));
+            let end = chars.get(i).map_or(normalised.len(), |(b, _)| *b);
+            let word = &normalised[start..end];
+            add(hash(b'w', word.as_bytes()));
+            // Character 3-grams of `<word>` (ASCII, so bytes are characters).
+            let wb = word.as_bytes();
+            let at = |k: usize| -> u8 {
+                if k == 0 {
+                    b'<'
+                } else if k == wb.len() + 1 {
+                    b'>'
+                } else {
+                    wb[k - 1]
+                }
+            };
+            for k in 0..wb.len() {
+                add(hash(b't', &[at(k), at(k + 1), at(k + 2)]));
             }
-            words.push(&normalised[offsets[start]..offsets[i]]);
+            if let Some(prev) = previous_word {
+                add(hash_parts(b'b', &[prev.as_bytes(), b" ", wb]));
+            }
+            previous_word = Some(word);
             continue;
         }
         if !c.is_whitespace() {
             let mut buf = [0u8; 12];
             let mut len = 0;
             for (n, k) in (i..chars.len().min(i + 3)).enumerate() {
-                let ck = chars[k];
+                let ck = chars[k].1;
                 if ck.is_whitespace() || ck.is_ascii_alphanumeric() {
                     break;
                 }
                 len += ck.encode_utf8(&mut buf[len..]).len();
-                ids.push(hash(b'1' + n as u8, &buf[..len]));
+                add(hash(b'1' + n as u8, &buf[..len]));
             }
         }
         i += 1;
     }
-    for pair in words.windows(2) {
-        ids.push(hash(b'b', format!("{} {}", pair[0], pair[1]).as_bytes()));
-    }
     for token in extra {
-        ids.push(hash(b'x', token.as_bytes()));
-    }
-    ids.sort_unstable();
-    let mut out: Vec<(u32, f32)> = Vec::with_capacity(ids.len());
-    for id in ids {
-        match out.last_mut() {
-            Some((last, _)) if *last == id => {}
-            _ => out.push((id, 1.0)),
-        }
+        add(hash(b'x', token.as_bytes()));
     }
     let norm = 1.0 / (out.len() as f32).sqrt();
     for (_, v) in &mut out {
@@ -309,9 +422,14 @@ fn length_bucket(units: usize) -> u8 {
 
 /// FNV-1a, salted by the feature kind, reduced to a bucket.
 fn hash(kind: u8, bytes: &[u8]) -> u32 {
+    hash_parts(kind, &[bytes])
+}
+
+/// [`hash`] of the concatenation of `parts`, without building it.
+fn hash_parts(kind: u8, parts: &[&[u8]]) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(kind);
     h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    for b in bytes {
+    for b in parts.iter().flat_map(|p| p.iter()) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -55,22 +55,49 @@ pub fn simplify(input: &str) -> String {
 }
 
 fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        // Neither table maps an ASCII character; skipping them keeps the common case free.
+        return c;
+    }
     let c = to_simplified(c);
     homoglyphs().get(&c).copied().unwrap_or(c)
 }
 
-fn t2s() -> &'static HashMap<char, char> {
-    static TABLE: OnceLock<HashMap<char, char>> = OnceLock::new();
+/// A multiplicative hash for `char` keys: the tables are looked up once per character of every
+/// checked text, where SipHash costs more than the rest of the fold.
+#[derive(Debug, Default, Clone, Copy)]
+struct CharHasher(u64);
+
+impl std::hash::Hasher for CharHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type CharMap = HashMap<char, char, std::hash::BuildHasherDefault<CharHasher>>;
+
+fn t2s() -> &'static CharMap {
+    static TABLE: OnceLock<CharMap> = OnceLock::new();
     TABLE.get_or_init(|| {
         let chars: Vec<char> = T2S_PAIRS.chars().filter(|c| !c.is_whitespace()).collect();
         chars.chunks_exact(2).filter(|p| p[0] != p[1]).map(|p| (p[0], p[1])).collect()
     })
 }
 
-fn homoglyphs() -> &'static HashMap<char, char> {
-    static TABLE: OnceLock<HashMap<char, char>> = OnceLock::new();
+fn homoglyphs() -> &'static CharMap {
+    static TABLE: OnceLock<CharMap> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut map: HashMap<char, char> = HashMap::new();
+        let mut map = CharMap::default();
         for &(from, to) in HOMOGLYPH_PAIRS {
             map.insert(from, to);
             for upper in from.to_uppercase() {
@@ -85,10 +112,22 @@ fn undo_split_chars(input: &str) -> String {
     if !input.chars().any(is_cjk) {
         return input.to_owned();
     }
-    let mut out = input.to_owned();
-    for (parts, whole) in SPLIT_CHARS {
-        if out.contains(parts) {
-            out = out.replace(parts, whole);
+    // One pass over the text (every pair is two characters), not one substring search per pair.
+    let mut out = String::with_capacity(input.len());
+    let mut chars = input.chars().peekable();
+    while let Some(c) = chars.next() {
+        let whole = chars.peek().filter(|_| is_cjk(c)).and_then(|next| {
+            SPLIT_CHARS.iter().find_map(|(parts, whole)| {
+                let mut p = parts.chars();
+                (p.next() == Some(c) && p.next() == Some(*next)).then_some(*whole)
+            })
+        });
+        match whole {
+            Some(whole) => {
+                out.push_str(whole);
+                chars.next();
+            }
+            None => out.push(c),
         }
     }
     out

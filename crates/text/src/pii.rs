@@ -282,35 +282,39 @@ const NAME_CUES: &[&str] = &[
     "患者",
 ];
 
+/// One automaton over every name cue: a single pass over the text instead of one search per cue.
+fn name_cues() -> Option<&'static aho_corasick::AhoCorasick> {
+    static CUES: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::OnceLock::new();
+    CUES.get_or_init(|| aho_corasick::AhoCorasick::new(NAME_CUES).ok()).as_ref()
+}
+
 fn names(text: &str, spans: &mut Vec<PiiSpan>) {
-    for cue in NAME_CUES {
-        for (at, _) in text.match_indices(cue) {
-            let start = at + cue.len();
-            let rest = text[start..].trim_start_matches([' ', '　']);
-            let start = text.len() - rest.len();
-            let name: Vec<char> = rest.chars().take_while(|c| is_cjk(*c)).take(4).collect();
-            let Some(first) = name.first() else { continue };
-            let compound =
-                name.len() >= 3 && SURNAMES.contains(&name[..2].iter().collect::<String>());
-            if !SURNAMES.contains(*first) && !compound {
-                continue;
-            }
-            // Given names are one or two characters; stop at common words that follow a name.
-            let mut len = name.len().min(3);
-            while len > 2
-                && matches!(
-                    name[len - 1],
-                    '的' | '在' | '是' | '说' | '要' | '想' | '有' | '和' | '先' | '女'
-                )
-            {
-                len -= 1;
-            }
-            if len < 2 {
-                continue;
-            }
-            let end = start + name[..len].iter().map(|c| c.len_utf8()).sum::<usize>();
-            spans.push(PiiSpan { kind: PiiKind::Name, start, end });
+    let cue_ends = name_cues().map(|ac| ac.find_overlapping_iter(text).map(|m| m.end()));
+    for start in cue_ends.into_iter().flatten() {
+        let rest = text[start..].trim_start_matches([' ', '　']);
+        let start = text.len() - rest.len();
+        let name: Vec<char> = rest.chars().take_while(|c| is_cjk(*c)).take(4).collect();
+        let Some(first) = name.first() else { continue };
+        let compound = name.len() >= 3 && SURNAMES.contains(&name[..2].iter().collect::<String>());
+        if !SURNAMES.contains(*first) && !compound {
+            continue;
         }
+        // Given names are one or two characters; stop at common words that follow a name.
+        let mut len = name.len().min(3);
+        while len > 2
+            && matches!(
+                name[len - 1],
+                '的' | '在' | '是' | '说' | '要' | '想' | '有' | '和' | '先' | '女'
+            )
+        {
+            len -= 1;
+        }
+        if len < 2 {
+            continue;
+        }
+        let end = start + name[..len].iter().map(|c| c.len_utf8()).sum::<usize>();
+        spans.push(PiiSpan { kind: PiiKind::Name, start, end });
     }
     for cue in ["my name is ", "My name is ", "name: ", "Name: "] {
         for (at, _) in text.match_indices(cue) {

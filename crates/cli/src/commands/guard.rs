@@ -82,6 +82,10 @@ struct TrainArgs {
     /// Where to write the held-out evaluation set (test split plus attack variants)
     #[arg(long, value_name = "FILE", default_value = "target/guard/heldout.jsonl")]
     heldout: PathBuf,
+    /// Where to write the validation set (calibration split plus its attack variants): tune
+    /// thresholds and rules on this file, never on the held-out one
+    #[arg(long, value_name = "FILE", default_value = "target/guard/validation.jsonl")]
+    validation: PathBuf,
     /// Passes over the training data
     #[arg(long, default_value_t = 12)]
     epochs: usize,
@@ -257,23 +261,40 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         .filter(|e| split_of(e) == Split::Test || !e.trainable)
         .cloned()
         .collect();
-    let mut heldout = test.clone();
-    heldout.extend(attack_variants(&test, &corpus.templates));
-    if let Some(dir) = args.heldout.parent() {
+    let n = write_with_attacks(&args.heldout, &test, &corpus.templates)?;
+    eprintln!(
+        "wrote {n} held-out examples to {} (evaluate with `finllm guard eval`)",
+        args.heldout.display()
+    );
+    let calibration: Vec<Example> = corpus
+        .examples
+        .iter()
+        .filter(|e| split_of(e) == Split::Calibrate && e.trainable)
+        .cloned()
+        .collect();
+    let n = write_with_attacks(&args.validation, &calibration, &corpus.templates)?;
+    eprintln!("wrote {n} validation examples to {}", args.validation.display());
+    Ok(())
+}
+
+/// Writes `examples` and their attack variants as JSON lines; returns how many were written.
+fn write_with_attacks(
+    path: &Path,
+    examples: &[Example],
+    templates: &[String],
+) -> anyhow::Result<usize> {
+    let mut all = examples.to_vec();
+    all.extend(attack_variants(examples, templates));
+    if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&args.heldout)?);
-    for e in &heldout {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in &all {
         serde_json::to_writer(&mut file, e)?;
         writeln!(file)?;
     }
     file.flush()?;
-    eprintln!(
-        "wrote {} held-out examples to {} (evaluate with `finllm guard eval`)",
-        heldout.len(),
-        args.heldout.display()
-    );
-    Ok(())
+    Ok(all.len())
 }
 
 #[allow(clippy::print_stderr, reason = "benchmark notes go to stderr")]

@@ -145,19 +145,55 @@ pub(super) fn strategies() -> Vec<Box<dyn Strategy>> {
     all.into_iter().map(|s| Box::new(s) as Box<dyn Strategy>).collect()
 }
 
+/// Words whose characters read differently from their most common reading (银行 is "yin hang",
+/// not "yin xing"), for the words seed goals use most.
+const POLYPHONE_WORDS: &[(&str, &str)] = &[
+    ("银行", "yin hang"),
+    ("行业", "hang ye"),
+    ("行长", "hang zhang"),
+    ("还款", "huan kuan"),
+    ("还钱", "huan qian"),
+    ("还贷", "huan dai"),
+    ("偿还", "chang huan"),
+    ("归还", "gui huan"),
+    ("债券", "zhai quan"),
+    ("调查", "diao cha"),
+    ("调取", "diao qu"),
+    ("重复", "chong fu"),
+    ("重新", "chong xin"),
+    ("长期", "chang qi"),
+    ("增长", "zeng zhang"),
+    ("董事长", "dong shi zhang"),
+    ("了解", "liao jie"),
+    ("便宜", "pian yi"),
+    ("参与", "can yu"),
+    ("率", "lv"),
+];
+
+/// Appends one syllable, after a space when it follows a syllable or a letter.
+fn push_syllable(out: &mut String, syllable: &str, last_was_syllable: &mut bool) {
+    if *last_was_syllable || out.chars().last().is_some_and(|p| p.is_alphanumeric()) {
+        out.push(' ');
+    }
+    out.push_str(syllable);
+    *last_was_syllable = true;
+}
+
 /// Pinyin syllables for the characters the tables know, spaces between syllables; other text stays.
 fn to_pinyin(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 2);
     let mut last_was_syllable = false;
-    for c in s.chars() {
-        match text::variants::pinyin(c) {
-            Some(syllable) => {
-                if last_was_syllable || out.chars().last().is_some_and(|p| p.is_alphanumeric()) {
-                    out.push(' ');
-                }
-                out.push_str(syllable);
-                last_was_syllable = true;
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if let Some((word, reading)) = POLYPHONE_WORDS.iter().find(|(w, _)| rest.starts_with(w)) {
+            for syllable in reading.split(' ') {
+                push_syllable(&mut out, syllable, &mut last_was_syllable);
             }
+            rest = &rest[word.len()..];
+            continue;
+        }
+        match text::variants::pinyin(c) {
+            Some(syllable) => push_syllable(&mut out, syllable, &mut last_was_syllable),
             None => {
                 if last_was_syllable && c.is_alphanumeric() {
                     out.push(' ');
@@ -166,6 +202,7 @@ fn to_pinyin(s: &str) -> String {
                 last_was_syllable = false;
             }
         }
+        rest = &rest[c.len_utf8()..];
     }
     out
 }

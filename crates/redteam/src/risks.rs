@@ -40,6 +40,10 @@ pub struct Leaf {
     /// Output category (`CRI`); defaults to the parent risk's primary category.
     #[serde(default)]
     pub category: String,
+    /// The guard's input intent (`money_laundering`), so exported findings teach the guard's intent
+    /// heads too; defaults to the file's `[intents]` entry for the longest matching id prefix.
+    #[serde(default)]
+    pub intent: String,
     /// Chinese name.
     pub zh: String,
     /// English name.
@@ -71,6 +75,9 @@ impl Leaf {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RiskFile {
+    /// Intent by id prefix, for leaves that do not name their own.
+    #[serde(default)]
+    intents: BTreeMap<String, String>,
     #[serde(default, rename = "leaf")]
     leaves: Vec<Leaf>,
 }
@@ -139,6 +146,23 @@ impl RiskLibrary {
                         "category `{}` is not one of risk {}'s categories",
                         leaf.category, leaf.risk
                     )));
+                }
+                if leaf.intent.is_empty() {
+                    leaf.intent = file
+                        .intents
+                        .iter()
+                        .filter(|(prefix, _)| id_has_prefix(&id, prefix))
+                        .max_by_key(|(prefix, _)| prefix.len())
+                        .map(|(_, intent)| intent.clone())
+                        .unwrap_or_default();
+                }
+                if leaf.intent.is_empty() {
+                    return Err(
+                        bad("no intent (name one or add its prefix to `[intents]`)".into()),
+                    );
+                }
+                if !taxonomy.intents.iter().any(|i| i.id == leaf.intent) {
+                    return Err(bad(format!("unknown intent `{}`", leaf.intent)));
                 }
                 if leaf.zh.trim().is_empty() || leaf.en.trim().is_empty() {
                     return Err(bad("needs both a zh and an en name".into()));
@@ -217,8 +241,7 @@ impl RiskLibrary {
         if pattern.contains(['*', '?']) {
             return glob(pattern, &leaf.id);
         }
-        leaf.id == pattern
-            || leaf.id.strip_prefix(pattern).is_some_and(|rest| rest.starts_with('.'))
+        id_has_prefix(&leaf.id, pattern)
     }
 
     /// Number of leaves per category, in taxonomy order of the category ids.
@@ -230,6 +253,11 @@ impl RiskLibrary {
         }
         counts
     }
+}
+
+/// Whether `id` is `prefix` or lies under it (`fin.kyc` covers `fin.kyc.x`, not `fin.kycx`).
+fn id_has_prefix(id: &str, prefix: &str) -> bool {
+    id == prefix || id.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Ids are lower-case dotted paths of at least two segments (`cri.drugs.synthesis`).

@@ -29,6 +29,17 @@ fn the_builtin_library_has_300_leaves_with_goals_in_both_languages() {
     for risk in &taxonomy.risks {
         assert!(lib.under_risk(&risk.id).count() >= 1, "TC260 risk {} has no leaf", risk.id);
     }
+    for leaf in lib.leaves() {
+        assert!(taxonomy.intents.iter().any(|i| i.id == leaf.intent), "{}", leaf.id);
+    }
+    // Every intent of the guard is reached by some leaf, so exported findings teach all its heads.
+    for intent in &taxonomy.intents {
+        assert!(
+            lib.leaves().iter().any(|l| l.intent == intent.id),
+            "no leaf for intent {}",
+            intent.id
+        );
+    }
     let counts = lib.counts_by_category();
     assert_eq!(counts.values().sum::<usize>(), lib.leaves().len());
     let goals: usize = lib.leaves().iter().map(|l| l.goals_zh.len() + l.goals_en.len()).sum();
@@ -110,6 +121,10 @@ fn lookups_by_id_and_language() {
     assert!(leaf.goals(Lang::Zh)[0].chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)));
     assert!(leaf.goals(Lang::En)[0].is_ascii());
     assert!(lib.get("fin.nope").is_none());
+    assert_eq!(leaf.intent, "money_laundering");
+    // The longest `[intents]` prefix wins.
+    assert_eq!(lib.get("fin.insider.trading").unwrap().intent, "market_abuse");
+    assert_eq!(lib.get("fin.insider.mnpi_leak").unwrap().intent, "data_theft");
     assert_eq!(lib.risk_info("A3e").unwrap().1, "RIG");
     assert_eq!(lib.category_info("CRI").unwrap().0, "违法犯罪(含金融犯罪)");
 }
@@ -121,8 +136,8 @@ fn file(id: &str, risk: &str, category: &str, zh_goals: usize, en_goals: &[&str]
     let category =
         if category.is_empty() { String::new() } else { format!("category = \"{category}\"\n") };
     format!(
-        "[[leaf]]\nid = \"{id}\"\nrisk = \"{risk}\"\n{category}zh = \"名\"\nen = \"name\"\n\
-         goals_zh = [{}]\ngoals_en = [{}]\n",
+        "[intents]\n\"x\" = \"fraud\"\n\n[[leaf]]\nid = \"{id}\"\nrisk = \"{risk}\"\n{category}\
+         zh = \"名\"\nen = \"name\"\ngoals_zh = [{}]\ngoals_en = [{}]\n",
         zh.join(", "),
         en.join(", ")
     )
@@ -167,6 +182,18 @@ fn invalid_files_are_errors_naming_the_file_and_leaf() {
         let err = load(extra).err().unwrap_or_else(|| panic!("accepted: {message}"));
         assert_eq!(err.to_string(), message);
     }
+    // Intents: from the longest `[intents]` prefix, or named by the leaf; unknown or missing ones fail.
+    let lib = load(file("x.y", "A1h", "", 3, &en3)).unwrap();
+    assert_eq!(lib.get("x.y").unwrap().intent, "fraud");
+    let own = file("x.y", "A1h", "", 3, &en3).replace("risk = ", "intent = \"drugs\"\nrisk = ");
+    assert_eq!(load(own).unwrap().get("x.y").unwrap().intent, "drugs");
+    let nope = file("x.y", "A1h", "", 3, &en3).replace("risk = ", "intent = \"nope\"\nrisk = ");
+    assert_eq!(load(nope).err().unwrap().to_string(), "b.toml: leaf `x.y`: unknown intent `nope`");
+    let bare = file("y.z", "A1h", "", 3, &en3);
+    assert_eq!(
+        load(bare).err().unwrap().to_string(),
+        "b.toml: leaf `y.z`: no intent (name one or add its prefix to `[intents]`)"
+    );
     // A leaf may take a secondary category of its risk (A3e is RIG, also CRI).
     assert!(load(file("x.z", "A3e", "CRI", 3, &en3)).is_ok());
     let broken = RiskLibrary::from_sources(&[("c.toml", "[[leaf]]\nid = 3\n")], &taxonomy);

@@ -135,7 +135,11 @@ fn attend_tile_impl<const FMA: bool, const BS: usize>(
     for (b, &block) in tile.blocks[..last_context.div_ceil(BS)].iter().enumerate() {
         let n_block = (last_context - b * BS).min(BS);
         let at = geo.index(block, kv_head, 0);
-        f16_to_f32::<FMA>(&kv.k[at..at + hd * BS], &mut keys_t);
+        let keys16 = &kv.k[at..at + hd * BS];
+        if !(FMA && BS.is_multiple_of(16)) {
+            // The AVX2 score loop widens the f16 keys itself, in registers.
+            f16_to_f32::<FMA>(keys16, &mut keys_t);
+        }
         f16_to_f32::<FMA>(&kv.v[at..at + n_block * hd], &mut values[..n_block * hd]);
         for i in 0..tile.n_tokens {
             let visible = (tile.first_context_len + i).saturating_sub(b * BS).min(n_block);
@@ -152,43 +156,48 @@ fn attend_tile_impl<const FMA: bool, const BS: usize>(
                 match n_rows {
                     4 => block_scores::<FMA, BS, 4>(
                         &std::array::from_fn(q_row),
-                        &keys_t,
+                        (keys16, &keys_t),
                         hd,
                         &mut scores,
                     ),
                     3 => block_scores::<FMA, BS, 3>(
                         &std::array::from_fn(q_row),
-                        &keys_t,
+                        (keys16, &keys_t),
                         hd,
                         &mut scores,
                     ),
                     2 => block_scores::<FMA, BS, 2>(
                         &std::array::from_fn(q_row),
-                        &keys_t,
+                        (keys16, &keys_t),
                         hd,
                         &mut scores,
                     ),
                     _ => block_scores::<FMA, BS, 1>(
                         &std::array::from_fn(q_row),
-                        &keys_t,
+                        (keys16, &keys_t),
                         hd,
                         &mut scores,
                     ),
                 }
                 for (rr, s) in scores[..n_rows].iter_mut().enumerate() {
-                    let r = i * group + g0 + rr;
+                    let r = row0 + rr;
                     let s = &mut s[..visible];
                     let new_max = lane_max(s).max(max[r]);
-                    let a = &mut acc[r * hd..(r + 1) * hd];
                     if new_max > max[r] {
                         let correction = exp_neg::<FMA>(max[r] - new_max);
                         denom[r] *= correction;
-                        a.iter_mut().for_each(|x| *x *= correction);
+                        acc[r * hd..(r + 1) * hd].iter_mut().for_each(|x| *x *= correction);
                         max[r] = new_max;
                     }
                     s.iter_mut().for_each(|v| *v = exp_neg::<FMA>(*v - new_max));
                     denom[r] += lane_sum(s);
-                    weighted_sum::<FMA>(a, s, &values, hd);
+                }
+                let acc_rows = &mut acc[row0 * hd..(row0 + n_rows) * hd];
+                match n_rows {
+                    4 => weighted_sum::<FMA, BS, 4>(acc_rows, &scores, visible, &values, hd),
+                    3 => weighted_sum::<FMA, BS, 3>(acc_rows, &scores, visible, &values, hd),
+                    2 => weighted_sum::<FMA, BS, 2>(acc_rows, &scores, visible, &values, hd),
+                    _ => weighted_sum::<FMA, BS, 1>(acc_rows, &scores, visible, &values, hd),
                 }
             }
         }
@@ -248,7 +257,7 @@ fn lane_sum(x: &[f32]) -> f32 {
 #[inline(always)]
 fn block_scores<const FMA: bool, const BS: usize, const R: usize>(
     q_rows: &[&[f32]; R],
-    keys_t: &[f32],
+    (keys16, keys_t): (&[half::f16], &[f32]),
     hd: usize,
     scores: &mut [[f32; BS]; ROWS],
 ) {
@@ -258,7 +267,7 @@ fn block_scores<const FMA: bool, const BS: usize, const R: usize>(
         // holds `hd` rows of `BS` and every query row `hd` values; each call covers 16 of the `BS` columns.
         for half in (0..BS).step_by(16) {
             unsafe {
-                avx2::scores16::<R>(q_rows, keys_t, hd, BS, half, scores.as_flattened_mut());
+                avx2::scores16::<R>(q_rows, keys16, hd, BS, half, scores.as_flattened_mut());
             };
         }
         return;
@@ -273,18 +282,27 @@ fn block_scores<const FMA: bool, const BS: usize, const R: usize>(
     }
 }
 
-/// `a += Σ_j p[j] · values[j]` (values `[j][head_dim]`).
+/// `acc[r] += Σ_{j < n} p[r][j] · values[j]` for the first `R` rows (`acc` holds `R` rows of `head_dim`,
+/// values are `[j][head_dim]`).
 #[inline(always)]
-fn weighted_sum<const FMA: bool>(a: &mut [f32], p: &[f32], values: &[f32], hd: usize) {
+fn weighted_sum<const FMA: bool, const BS: usize, const R: usize>(
+    acc: &mut [f32],
+    p: &[[f32; BS]; ROWS],
+    n: usize,
+    values: &[f32],
+    hd: usize,
+) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && hd.is_multiple_of(64) {
-        // SAFETY: as in `block_scores`; `a` has `hd` elements and `values` `p.len()` rows of `hd`.
-        unsafe { avx2::weighted_sum64(a, p, values, hd) };
+    if FMA && hd.is_multiple_of(16) {
+        // SAFETY: as in `block_scores`; the callee checks the lengths.
+        unsafe { avx2::weighted_sum16::<R>(acc, p.as_flattened(), BS, n, values, hd) };
         return;
     }
-    for (&pj, v) in p.iter().zip(values.chunks_exact(hd)) {
-        for (a, &v) in a.iter_mut().zip(v) {
-            *a = fma::<FMA>(pj, v, *a);
+    for (a, p) in acc.chunks_exact_mut(hd).zip(&p[..R]) {
+        for (&pj, v) in p[..n].iter().zip(values.chunks_exact(hd)) {
+            for (a, &v) in a.iter_mut().zip(v) {
+                *a = fma::<FMA>(pj, v, *a);
+            }
         }
     }
 }
@@ -297,32 +315,34 @@ mod avx2 {
 
     use super::ROWS;
 
-    /// Scores of `R ≤ ROWS` query rows against 16 keys (columns `first..first+16` of a block of `bs`): 8 accumulator registers, each key row
-    /// loaded once for all rows.
+    /// Scores of `R ≤ ROWS` query rows against 16 keys (columns `first..first+16` of a block of `bs`, keys
+    /// still f16 and widened here): `2R` accumulator registers, each key row loaded once for all rows.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `first + 16 <= bs`, `keys_t.len() >= hd * bs`, each
-    /// `q_rows[r].len() >= hd`, `out.len() >= ROWS * bs`.
-    #[target_feature(enable = "avx2,fma")]
+    /// AVX2, FMA and F16C must be available; each `q_rows[r].len() >= hd` (other lengths are checked).
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn scores16<const R: usize>(
         q_rows: &[&[f32]; R],
-        keys_t: &[f32],
+        keys: &[half::f16],
         hd: usize,
         bs: usize,
         first: usize,
         out: &mut [f32],
     ) {
-        debug_assert!(first + 16 <= bs && keys_t.len() >= hd * bs && out.len() >= ROWS * bs);
+        assert!(
+            R <= ROWS && first + 16 <= bs && keys.len() >= hd * bs && out.len() >= ROWS * bs,
+            "scores16: inconsistent lengths"
+        );
         let mut s = [[_mm256_setzero_ps(); 2]; R];
-        let kp = keys_t.as_ptr();
+        let kp = keys.as_ptr().cast::<__m128i>();
         for d in 0..hd {
             // SAFETY: `d < hd` and `first + 16 <= bs`, so `d * bs + first + 16 <= keys_t.len()`, and
             // `d < q_rows[r].len()`.
             unsafe {
-                let k0 = _mm256_loadu_ps(kp.add(d * bs + first));
-                let k1 = _mm256_loadu_ps(kp.add(d * bs + first + 8));
+                let k0 = _mm256_cvtph_ps(_mm_loadu_si128(kp.byte_add(2 * (d * bs + first))));
+                let k1 = _mm256_cvtph_ps(_mm_loadu_si128(kp.byte_add(2 * (d * bs + first + 8))));
                 for (s, qr) in s.iter_mut().zip(q_rows) {
                     let qd = _mm256_broadcast_ss(qr.get_unchecked(d));
                     s[0] = _mm256_fmadd_ps(qd, k0, s[0]);
@@ -361,28 +381,51 @@ mod avx2 {
         }
     }
 
-    /// `a += Σ_j p[j] · values[j]` in 64-wide column chunks held in 8 registers.
+    /// `acc[r] += Σ_{j < n} p[r·p_stride + j] · values[j]` for `R ≤ ROWS` rows, 16 columns at a time: `2R`
+    /// accumulator registers, each value vector loaded once for all rows (the per-row form loaded it `R`
+    /// times and was load-bound).
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `hd % 64 == 0`, `a.len() == hd`, `values.len() >= p.len() * hd`.
+    /// AVX2 and FMA must be available. Lengths are checked: `hd % 16 == 0`, `acc.len() == R * hd`,
+    /// `n <= p_stride`, `p.len() >= R * p_stride`, `values.len() >= n * hd`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) unsafe fn weighted_sum64(a: &mut [f32], p: &[f32], values: &[f32], hd: usize) {
-        debug_assert!(hd.is_multiple_of(64) && a.len() == hd && values.len() >= p.len() * hd);
-        for c0 in (0..hd).step_by(64) {
-            // SAFETY: `c0 + 64 <= hd = a.len()`, and row `j < p.len()` of `values` spans `j*hd..(j+1)*hd`.
+    pub(super) unsafe fn weighted_sum16<const R: usize>(
+        acc: &mut [f32],
+        p: &[f32],
+        p_stride: usize,
+        n: usize,
+        values: &[f32],
+        hd: usize,
+    ) {
+        assert!(
+            hd.is_multiple_of(16)
+                && acc.len() == R * hd
+                && n <= p_stride
+                && p.len() >= R * p_stride
+                && values.len() >= n * hd,
+            "weighted_sum16: inconsistent lengths"
+        );
+        let (ap, pp, vp) = (acc.as_mut_ptr(), p.as_ptr(), values.as_ptr());
+        for c0 in (0..hd).step_by(16) {
+            // SAFETY: `c0 + 16 <= hd`; row `r < R` of `acc` spans `r*hd..(r+1)*hd`; `j < n <= p_stride` and
+            // row `j` of `values` spans `j*hd..(j+1)*hd` within `n * hd`.
             unsafe {
-                let ap = a.as_mut_ptr().add(c0);
-                let mut acc: [__m256; 8] = std::array::from_fn(|v| _mm256_loadu_ps(ap.add(8 * v)));
-                for (j, &pj) in p.iter().enumerate() {
-                    let pv = _mm256_set1_ps(pj);
-                    let vp = values.as_ptr().add(j * hd + c0);
-                    for (v, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(8 * v)), *acc);
+                let mut a: [[__m256; 2]; R] = std::array::from_fn(|r| {
+                    [_mm256_loadu_ps(ap.add(r * hd + c0)), _mm256_loadu_ps(ap.add(r * hd + c0 + 8))]
+                });
+                for j in 0..n {
+                    let v0 = _mm256_loadu_ps(vp.add(j * hd + c0));
+                    let v1 = _mm256_loadu_ps(vp.add(j * hd + c0 + 8));
+                    for (r, a) in a.iter_mut().enumerate() {
+                        let pj = _mm256_broadcast_ss(&*pp.add(r * p_stride + j));
+                        a[0] = _mm256_fmadd_ps(pj, v0, a[0]);
+                        a[1] = _mm256_fmadd_ps(pj, v1, a[1]);
                     }
                 }
-                for (v, acc) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(ap.add(8 * v), *acc);
+                for (r, a) in a.iter().enumerate() {
+                    _mm256_storeu_ps(ap.add(r * hd + c0), a[0]);
+                    _mm256_storeu_ps(ap.add(r * hd + c0 + 8), a[1]);
                 }
             }
         }

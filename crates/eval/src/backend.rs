@@ -94,6 +94,8 @@ pub struct OpenAi {
     /// Whether to send all options of a sample as one request with a list of prompts (cleared when the
     /// endpoint refuses a list).
     prompt_lists: AtomicBool,
+    /// Whether to score the context alone too, first (set once echoed offsets failed to locate an option).
+    context_first: AtomicBool,
 }
 
 impl OpenAi {
@@ -121,6 +123,7 @@ impl OpenAi {
             retries: 4,
             limits,
             prompt_lists: AtomicBool::new(true),
+            context_first: AtomicBool::new(false),
         })
     }
 
@@ -268,11 +271,21 @@ impl Backend for OpenAi {
                         .into(),
                 ));
             }
-            let prompts: Vec<String> =
-                continuations.iter().map(|cont| format!("{context}{cont}")).collect();
-            let echoes = self.echo_all(&prompts).await?;
-            let mut out = Vec::with_capacity(continuations.len());
+            // Once offsets have failed, the context goes first in the same request: its token count is
+            // then at hand without another round trip, and the options reuse its computed prefix.
+            let with_context = !context.is_empty() && self.context_first.load(Ordering::Relaxed);
+            let mut prompts: Vec<String> = Vec::with_capacity(continuations.len() + 1);
+            if with_context {
+                prompts.push(context.to_owned());
+            }
+            prompts.extend(continuations.iter().map(|cont| format!("{context}{cont}")));
+            let mut echoes = self.echo_all(&prompts).await?;
             let mut context_tokens = None;
+            if with_context {
+                prompts.remove(0);
+                context_tokens = Some(token_count(&echoes.remove(0))?);
+            }
+            let mut out = Vec::with_capacity(continuations.len());
             for (prompt, logprobs) in prompts.iter().zip(&echoes) {
                 let lp = match continuation_logprob(logprobs, prompt, context.len())? {
                     Some(lp) => lp,
@@ -282,6 +295,7 @@ impl Backend for OpenAi {
                         let n = match context_tokens {
                             Some(n) => n,
                             None => {
+                                self.context_first.store(true, Ordering::Relaxed);
                                 let n = token_count(&self.echo(context).await?)?;
                                 context_tokens = Some(n);
                                 n

@@ -223,3 +223,49 @@ fn a_tokenizer_prefix_before_the_echoed_prompt_is_skipped() {
     // Text that is not the prompt is still no match.
     assert_eq!(continuation_logprob(&lp, "答：要", "答：".len()).unwrap(), None);
 }
+
+#[test]
+fn after_offsets_fail_the_context_is_scored_first_in_the_same_request() {
+    use eval::backend::{Backend, Limits, OpenAi};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Byte tokens shown as U+FFFD: offsets cannot place the options, token counts can.
+    let fffd = |last: &str, lps: &[f64]| {
+        let mut tokens = vec!["\u{fffd}"; 3];
+        tokens.push("：");
+        tokens.extend([last].iter().filter(|t| !t.is_empty()));
+        let mut token_logprobs = vec![json!(null)];
+        token_logprobs.extend(lps.iter().map(|lp| json!(lp)));
+        let offsets: Vec<usize> = (0..tokens.len()).map(|i| 3 * i).collect();
+        json!({"tokens": tokens, "token_logprobs": token_logprobs, "text_offset": offsets})
+    };
+    let context = fffd("", &[-1.0, -1.0, -0.5]);
+    let a = fffd("A", &[-1.0, -1.0, -0.5, -0.25]);
+    let b = fffd("B", &[-1.0, -1.0, -0.5, -2.0]);
+    let reply = |logprobs: Vec<serde_json::Value>| {
+        let choices: Vec<serde_json::Value> = logprobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, lp)| json!({"index": i, "logprobs": lp}))
+            .collect();
+        (200, json!({ "choices": choices }).to_string())
+    };
+    let (base, bodies) = serve_and_capture(vec![
+        reply(vec![a.clone(), b.clone()]),
+        reply(vec![context.clone()]),
+        reply(vec![context, a, b]),
+    ]);
+    let backend = OpenAi::new(&base, "m", None, false, Limits::new(1, 0.0)).unwrap();
+    let options = ["A".to_owned(), "B".to_owned()];
+    for _ in 0..2 {
+        assert_eq!(runtime.block_on(backend.loglik("需：", &options)).unwrap(), vec![-0.25, -2.0]);
+    }
+    let prompts: Vec<serde_json::Value> = bodies
+        .try_iter()
+        .map(|b| serde_json::from_str::<serde_json::Value>(&b).unwrap()["prompt"].clone())
+        .collect();
+    assert_eq!(
+        prompts,
+        [json!(["需：A", "需：B"]), json!("需："), json!(["需：", "需：A", "需：B"])],
+        "the second sample asks once, context first"
+    );
+}

@@ -1,7 +1,7 @@
 //! Encoding strategies: the request hidden in a form a capable model reads but a keyword filter does
 //! not (Base64, hex, ROT13, Morse, Unicode tag characters, zero-width characters, homoglyphs, full
-//! width, leetspeak). Every encoding except leetspeak has an exact decoder, so tests prove the attack
-//! still carries its goal.
+//! width, leetspeak, best-of-N character noise). Every encoding except leetspeak and the noise has an
+//! exact decoder, so tests prove the attack still carries its goal.
 //!
 //! Prompt shape: `instruction\n\npayload` (the instructions never contain a blank line), or the bare
 //! payload for the invisible rewrites (zero-width, homoglyph, full width) that need no instruction.
@@ -151,6 +151,14 @@ pub(super) fn strategies() -> Vec<Box<dyn Strategy>> {
             en: &[],
             encode: |s, _| s.chars().map(to_full_width).collect(),
             decode: Some(|p| Some(p.chars().map(from_full_width).collect())),
+            langs: BOTH,
+        },
+        Encoding {
+            id: "char_noise",
+            zh: &[],
+            en: &[],
+            encode: char_noise,
+            decode: None,
             langs: BOTH,
         },
         Encoding {
@@ -491,6 +499,36 @@ fn from_full_width(c: char) -> char {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         _ => c,
     }
+}
+
+/// Best-of-N style noise: English letters change case (p = 0.3) and neighbouring letters inside a
+/// word swap (p = 0.1); Chinese characters get a space or middle dot after them (p = 0.3). Cheap
+/// variants that each look different to a filter but read the same to a model.
+fn char_noise(s: &str, rng: &mut StdRng) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    for i in 0..chars.len().saturating_sub(1) {
+        let (a, b) = (chars[i], chars[i + 1]);
+        if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() && rng.random_range(0..10) == 0 {
+            chars.swap(i, i + 1);
+        }
+    }
+    let mut out = String::with_capacity(s.len() * 2);
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_alphabetic() && rng.random_range(0..10) < 3 {
+            out.push(if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+        } else {
+            out.push(*c);
+        }
+        let next_cjk = chars.get(i + 1).is_some_and(|n| text::normalize::is_cjk(*n));
+        if text::normalize::is_cjk(*c) && next_cjk && rng.random_range(0..10) < 3 {
+            out.push(if rng.random_range(0..2) == 0 { ' ' } else { '·' });
+        }
+    }
+    out
 }
 
 /// Leetspeak: letters with digit or symbol lookalikes replaced with probability 3/4.

@@ -110,6 +110,7 @@ fn the_registry_has_at_least_30_unique_strategies_in_known_families() {
         "classical",
         "scramble_junk",
         "acrostic",
+        "char_noise",
         "dan",
         "developer_mode",
         "grandma",

@@ -7,8 +7,17 @@
 //! attacks any deployment the same way: ours, a third party's, or the guard on its own.
 
 pub mod attack;
+pub mod campaign;
+pub mod export;
+pub mod http;
+pub mod judge;
+pub mod pair;
+pub mod report;
 pub mod risks;
+pub mod runner;
+pub mod store;
 pub mod strategy;
+pub mod target;
 
 use types::{Code, ErrorCode};
 
@@ -21,6 +30,33 @@ pub enum RedteamError {
     /// A strategy or risk id that does not exist.
     #[error("unknown {kind} `{id}`")]
     Unknown { kind: &'static str, id: String },
+    /// A target, judge or attacker endpoint failed (after its retries).
+    #[error("{0}")]
+    Endpoint(String),
+    /// A target, judge or attacker endpoint did not answer in time (after its retries).
+    #[error("{0}")]
+    Timeout(String),
+    /// The campaign store (SQLite or PostgreSQL) failed.
+    #[error("campaign store: {0}")]
+    Store(String),
+    /// A campaign or run that is not in the store.
+    #[error("no campaign `{0}` in the store")]
+    NoCampaign(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+}
+
+impl From<rusqlite::Error> for RedteamError {
+    fn from(e: rusqlite::Error) -> Self {
+        RedteamError::Store(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for RedteamError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        RedteamError::Store(e.to_string())
+    }
 }
 
 impl ErrorCode for RedteamError {
@@ -28,6 +64,10 @@ impl ErrorCode for RedteamError {
         match self {
             RedteamError::Config { .. } => Code::InvalidConfig,
             RedteamError::Unknown { .. } => Code::InvalidParameter,
+            RedteamError::Endpoint(_) => Code::UpstreamError,
+            RedteamError::Timeout(_) => Code::UpstreamTimeout,
+            RedteamError::Store(_) | RedteamError::Io { .. } => Code::StorageError,
+            RedteamError::NoCampaign(_) => Code::NotFound,
         }
     }
 }

@@ -9,6 +9,10 @@
     clippy::print_stderr
 )]
 
+mod campaigns;
+mod judges;
+mod mock;
 mod refusal;
 mod risks;
 mod strategy;
+mod targets;

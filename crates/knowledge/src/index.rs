@@ -199,6 +199,21 @@ impl ChunkIndex {
         Ok(ChunkWriter { writer, fields: self.fields })
     }
 
+    /// Merges every segment into one (after a bulk ingest): each segment adds per-query work, so a
+    /// one-segment index answers fastest. Returns the segment count before.
+    pub fn optimize(&self) -> Result<usize> {
+        let ids = self.index.searchable_segment_ids()?;
+        if ids.len() > 1 {
+            let mut writer: IndexWriter =
+                self.index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
+            let _merged = writer.merge(&ids).wait()?;
+            writer.commit()?;
+            writer.wait_merging_threads()?;
+        }
+        self.reload()?;
+        Ok(ids.len())
+    }
+
     /// Makes committed changes visible to searches.
     pub fn reload(&self) -> Result<()> {
         Ok(self.reader.reload()?)
@@ -290,6 +305,11 @@ impl std::fmt::Debug for IndexSearcher {
 }
 
 impl IndexSearcher {
+    /// How many segments the index has (each adds per-query work).
+    pub fn segments(&self) -> usize {
+        self.searcher.segment_readers().len()
+    }
+
     /// How many chunks are searchable.
     pub fn num_chunks(&self) -> u64 {
         self.searcher.num_docs()
@@ -331,16 +351,49 @@ impl IndexSearcher {
         filters: &Filters,
         k: usize,
     ) -> Result<Vec<(DocAddress, f32)>> {
+        self.lexical_pruned(field, query, filters, k, 1.0)
+    }
+
+    /// [`IndexSearcher::lexical`], leaving out terms found in more than `max_df_share` of the chunks
+    /// (and in over 1,000 of them), unless that would leave none: such terms add almost nothing to BM25 (their IDF is near 0) but
+    /// their long posting lists dominate the query's cost. Repeated terms are queried once.
+    pub fn lexical_pruned(
+        &self,
+        field: LexicalField,
+        query: &str,
+        filters: &Filters,
+        k: usize,
+        max_df_share: f32,
+    ) -> Result<Vec<(DocAddress, f32)>> {
         let target = match field {
             LexicalField::Jieba => self.fields.jieba,
             LexicalField::Bigram => self.fields.bigram,
         };
-        let terms: Vec<(Occur, Box<dyn Query>)> = field
-            .tokens(query)
-            .iter()
-            .map(|t| {
-                let q =
-                    TermQuery::new(Term::from_field_text(target, t), IndexRecordOption::WithFreqs);
+        let mut tokens = field.tokens(query);
+        tokens.sort();
+        tokens.dedup();
+        let mut terms: Vec<Term> =
+            tokens.iter().map(|t| Term::from_field_text(target, t)).collect();
+        if max_df_share < 1.0 {
+            // Small indexes are fast anyway: a term in at most MIN_COMMON chunks is never dropped.
+            const MIN_COMMON: u64 = 1_000;
+            let limit = ((f64::from(max_df_share) * self.searcher.num_docs() as f64) as u64)
+                .max(MIN_COMMON);
+            let mut kept = Vec::with_capacity(terms.len());
+            for term in &terms {
+                let df = self.searcher.doc_freq(term)?;
+                if df > 0 && df <= limit {
+                    kept.push(term.clone());
+                }
+            }
+            if !kept.is_empty() {
+                terms = kept;
+            }
+        }
+        let terms: Vec<(Occur, Box<dyn Query>)> = terms
+            .into_iter()
+            .map(|term| {
+                let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
                 (Occur::Should, Box::new(q) as Box<dyn Query>)
             })
             .collect();

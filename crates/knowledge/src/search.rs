@@ -43,10 +43,19 @@ pub struct SearchOptions {
     pub freshness: Option<Freshness>,
     /// Blank out interrogative words (什么, 哪一年…) before lexical matching.
     pub strip_question_words: bool,
+    /// Lexical query terms found in more than this share of the chunks are left out (1 keeps all): their
+    /// BM25 weight is near zero but their posting lists dominate query time. On CMRC 2018 at 100k chunks,
+    /// 0.2 halves the jieba list's time and leaves R@10 unchanged.
+    #[serde(default = "common_term_share")]
+    pub common_term_share: f32,
 }
 
 fn one() -> f32 {
     1.0
+}
+
+fn common_term_share() -> f32 {
+    0.2
 }
 
 impl Default for SearchOptions {
@@ -59,6 +68,7 @@ impl Default for SearchOptions {
             fuser: Fuser::default(),
             freshness: None,
             strip_question_words: true,
+            common_term_share: common_term_share(),
         }
     }
 }
@@ -84,7 +94,13 @@ pub fn hybrid_search(
             continue;
         }
         let mut items = Vec::new();
-        for (addr, score) in searcher.lexical(field, &lexical_query, filters, options.depth)? {
+        for (addr, score) in searcher.lexical_pruned(
+            field,
+            &lexical_query,
+            filters,
+            options.depth,
+            options.common_term_share,
+        )? {
             let key = searcher.key_of(addr)?;
             addresses.insert(key, addr);
             items.push((key, score));

@@ -184,6 +184,9 @@ struct SearchFlags {
     /// Keep interrogative words (什么, 哪一年…) in the lexical query
     #[arg(long)]
     keep_question_words: bool,
+    /// Leave out lexical query terms found in more than this share of the chunks (1 keeps all)
+    #[arg(long, default_value_t = 0.2)]
+    common_term_share: f32,
 }
 
 impl SearchFlags {
@@ -196,6 +199,7 @@ impl SearchFlags {
             fuser: Fuser { k: self.rrf_k },
             freshness: None,
             strip_question_words: !self.keep_question_words,
+            common_term_share: self.common_term_share,
         }
     }
 }

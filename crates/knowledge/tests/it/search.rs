@@ -130,3 +130,64 @@ fn freshness_boost_lifts_recent_documents() {
     };
     assert_eq!(sources(&kb, "央行宣布下调存款准备金率释放流动性", policy, fresh)[0], "new-policy");
 }
+
+/// Terms in more than `common_term_share` of the chunks (and over 1,000 of them) are left out of the
+/// lexical query; rarer terms still rank, a query of only common terms still answers, and share 1 keeps
+/// every term (so the option is really applied).
+#[test]
+fn common_terms_are_pruned_from_lexical_queries() {
+    use knowledge::index::{ChunkIndex, ChunkRecord, LexicalField};
+    let dir = tempfile::tempdir().unwrap();
+    let index = ChunkIndex::open(dir.path()).unwrap();
+    let writer = index.writer(1).unwrap();
+    for n in 0..3_000u64 {
+        // "市场" is in every chunk; "逆回购" only in chunk 7; "央行" in every chunk divisible by 3.
+        let body = match n {
+            7 => "市场 逆回购 操作".to_owned(),
+            n if n % 3 == 0 => format!("市场 央行 公告 {n}"),
+            n => format!("市场 行情 {n}"),
+        };
+        let record = ChunkRecord {
+            chunk_id: format!("c:{n}"),
+            doc_id: "c".into(),
+            version: 1,
+            title: String::new(),
+            heading: String::new(),
+            body: body.clone(),
+            start: 0,
+            end: body.chars().count() as u64,
+            published_at: None,
+            tags: Vec::new(),
+            tenant: "default".into(),
+        };
+        writer.add(&record, &body).unwrap();
+    }
+    writer.finish().unwrap();
+    assert_eq!(index.optimize().unwrap(), 1);
+    index.reload().unwrap();
+    let searcher = index.searcher();
+    assert_eq!(searcher.segments(), 1);
+    let open = Filters::default();
+    let ids = |query: &str, share: f32| -> Vec<String> {
+        searcher
+            .lexical_pruned(LexicalField::Jieba, query, &open, 5, share)
+            .unwrap()
+            .into_iter()
+            .map(|(a, _)| searcher.chunk(a).unwrap().chunk_id)
+            .collect()
+    };
+    // "市场" (every chunk) is dropped at 0.2: only the chunk with "逆回购" matches. At 1 it is kept and
+    // fills the list with chunks that match it alone.
+    assert_eq!(ids("市场 逆回购", 0.2), ["c:7"]);
+    let all_terms = ids("市场 逆回购", 1.0);
+    assert_eq!((all_terms.len(), all_terms[0].as_str()), (5, "c:7"));
+    // Only common terms: nothing would be left, so they are kept.
+    assert_eq!(ids("市场", 0.2).len(), 5);
+    // "央行" is in 1,000 chunks, the floor below which no term is dropped: kept even at 0.2.
+    let central_bank = ids("市场 央行", 0.2);
+    assert_eq!(central_bank.len(), 5);
+    assert!(
+        central_bank.iter().all(|id| id[2..].parse::<u64>().unwrap() % 3 == 0),
+        "{central_bank:?}"
+    );
+}

@@ -68,6 +68,8 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     /// Knowledge base: add, remove, list, search documents; stats, retrieval eval, corpus cleaning
     Kb(commands::kb::KbArgs),
+    /// 蚁鉴 red team: run attack campaigns against a model endpoint or the guard; status, reports, export
+    Redteam(commands::redteam::RedteamArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +102,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Keys(cmd) => commands::keys::run(&cmd, &config),
         Command::Audit(cmd) => commands::audit::run(&cmd, &config),
         Command::Kb(cmd) => commands::kb::run(&cmd, &config),
+        Command::Redteam(cmd) => commands::redteam::run(&cmd, &config),
     }
 }
 

@@ -89,6 +89,10 @@ struct TrainArgs {
     /// Passes over the training data
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// Labelled JSONL rows added to the training data (repeatable), e.g. from `finllm redteam export`;
+    /// they are split like the rest (by key: a fifth stays in the held-out test split)
+    #[arg(long, value_name = "FILE")]
+    extra: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,7 +215,17 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     let taxonomy = guard::Taxonomy::builtin()?;
     let lexicon = guard::lexicon::Lexicon::builtin(&taxonomy)?;
-    let (corpus, warnings) = Corpus::load(&data, &taxonomy)?;
+    let (mut corpus, warnings) = Corpus::load(&data, &taxonomy)?;
+    for file in &args.extra {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let e: Example = serde_json::from_str(line).with_context(|| {
+                format!("{}:{}: not a labelled example", file.display(), i + 1)
+            })?;
+            corpus.examples.push(e);
+        }
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }

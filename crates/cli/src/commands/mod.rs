@@ -13,4 +13,5 @@ pub mod kb;
 pub mod keys;
 pub mod models;
 pub mod pull;
+pub mod redteam;
 pub mod serve;

@@ -21,6 +21,9 @@ mod help;
 mod kb;
 mod keys_audit;
 mod pull;
+mod redteam;
+#[path = "../../../redteam/tests/it/mock.rs"]
+mod redteam_mock;
 mod serve;
 mod serve_default_model;
 mod serve_drain;

@@ -218,6 +218,30 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Skipped>) {
     }
 }
 
+/// The files under `paths` (walked, sorted, hidden entries skipped); missing paths go to `skipped`.
+pub fn list_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.exists() {
+            skipped.push(Skipped {
+                path: path.display().to_string(),
+                reason: "no such file or directory".into(),
+            });
+            continue;
+        }
+        walk(path, &mut files, skipped);
+    }
+    files
+}
+
+/// The documents in one file, its source named by the canonical path (so the ids are the same whichever
+/// backend or working directory ingests it); `Err` is the reason to skip it.
+pub fn read_source(file: &Path) -> std::result::Result<Vec<SourceDoc>, String> {
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let bytes = std::fs::read(&canonical).map_err(|e| e.to_string())?;
+    parse_file(&canonical, &bytes).map(|(docs, _)| docs)
+}
+
 impl KnowledgeBase {
     /// Opens the knowledge base in `dir`, creating it when absent.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -323,17 +347,7 @@ impl KnowledgeBase {
     ) -> Result<IngestReport> {
         let started = Instant::now();
         let mut report = IngestReport::default();
-        let mut files = Vec::new();
-        for path in paths {
-            if !path.exists() {
-                report.skipped.push(Skipped {
-                    path: path.display().to_string(),
-                    reason: "no such file or directory".into(),
-                });
-                continue;
-            }
-            walk(path, &mut files, &mut report.skipped);
-        }
+        let files = list_files(paths, &mut report.skipped);
         report.files = files.len();
         let mut writer = self.index.writer(options.threads.max(1))?;
         let mut seen_sources: HashSet<String> = HashSet::new();
@@ -344,15 +358,11 @@ impl KnowledgeBase {
         let vectors = &mut self.vectors;
         self.store.transaction(|store| {
             for (n, file) in files.iter().enumerate() {
-                let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-                let parsed = std::fs::read(&canonical)
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| parse_file(&canonical, &bytes));
-                match parsed {
+                match read_source(file) {
                     Err(reason) => {
                         report.skipped.push(Skipped { path: file.display().to_string(), reason });
                     }
-                    Ok((docs, _)) => {
+                    Ok(docs) => {
                         for doc in docs {
                             seen_sources.insert(doc.source.clone());
                             ingest_one(

@@ -28,7 +28,7 @@ use crate::{
     embed::Embedder,
     fusion::RankedList,
     index::{ChunkRecord, Filters, LexicalField, ScoredChunk, chunk_key},
-    kb::{AddOptions, IngestReport, KnowledgeStore, SearchRequest, doc_id, prepare_doc},
+    kb::{AddOptions, IngestReport, KbStats, KnowledgeStore, SearchRequest, doc_id, prepare_doc},
     parse::SourceDoc,
     search::{fuse_and_load, lexical_query},
     store::DocRecord,
@@ -287,6 +287,57 @@ impl PgKnowledgeBase {
             .map_err(db_error)?;
         self.model = Some(model);
         Ok(true)
+    }
+
+    /// Loads a BERT-family model from `model_dir` and attaches it (see [`PgKnowledgeBase::set_embedder`]),
+    /// recording the folder so other processes can load the same model.
+    pub fn load_embedder(&mut self, model_dir: &std::path::Path) -> Result<bool> {
+        let canonical =
+            std::fs::canonicalize(model_dir).map_err(|e| KnowledgeError::io(model_dir, e))?;
+        let changed = self.set_embedder(Box::new(crate::embed::BertEmbedder::load(&canonical)?))?;
+        let path = canonical.display().to_string();
+        let sql = format!("UPDATE {}.model SET path = $1 WHERE id = 1", self.schema);
+        self.runtime.block_on(self.client.execute(&sql, &[&path])).map_err(db_error)?;
+        if let Some(model) = &mut self.model {
+            model.path = Some(path);
+        }
+        Ok(changed)
+    }
+
+    /// Loads the model the stored vectors came from, if one is recorded with its folder; false when none
+    /// is. A recorded model that cannot be loaded is an error: searching without it would silently drop
+    /// the vector list.
+    pub fn load_recorded_embedder(&mut self) -> Result<bool> {
+        let Some(path) = self.model.as_ref().and_then(|m| m.path.clone()) else {
+            return Ok(false);
+        };
+        self.load_embedder(std::path::Path::new(&path))?;
+        Ok(true)
+    }
+
+    /// Counts, per-tenant documents and the bytes the schema's tables take.
+    pub fn stats(&self) -> Result<KbStats> {
+        let s = &self.schema;
+        let (chunks, vectors) = self.counts()?;
+        let sql = format!(
+            "SELECT tenant, count(*), sum(chars)::bigint FROM {s}.documents GROUP BY tenant ORDER BY tenant"
+        );
+        let rows = self.runtime.block_on(self.client.query(&sql, &[])).map_err(db_error)?;
+        let tenants: Vec<(String, usize)> =
+            rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as usize)).collect();
+        let chars = rows.iter().map(|r| r.get::<_, Option<i64>>(2).unwrap_or(0) as u64).sum();
+        let sql = "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'";
+        let row = self.runtime.block_on(self.client.query_one(sql, &[s])).map_err(db_error)?;
+        Ok(KbStats {
+            documents: tenants.iter().map(|(_, n)| n).sum(),
+            chunks,
+            chars,
+            tenants,
+            disk_bytes: row.get::<_, i64>(0) as u64,
+            vectors: vectors as usize,
+            vector_model: self.model.clone(),
+        })
     }
 
     /// How many chunks are searchable, and how many have a vector.

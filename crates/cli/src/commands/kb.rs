@@ -1,5 +1,6 @@
 //! `finllm kb`: the knowledge base from the command line — add, remove, list and search documents in
-//! `<data_dir>/kb`, show statistics, evaluate retrieval on CMRC 2018, and clean a corpus stand-alone.
+//! `<data_dir>/kb` (or, with `--database`, in PostgreSQL with pgvector, shared by several processes),
+//! show statistics, evaluate retrieval on CMRC 2018, and clean a corpus stand-alone.
 
 use std::{
     io::Write,
@@ -9,12 +10,13 @@ use std::{
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use knowledge::{
-    AddOptions, BertEmbedder, KnowledgeBase, SearchOptions, SearchRequest,
+    AddOptions, BertEmbedder, KnowledgeBase, KnowledgeStore, SearchOptions, SearchRequest,
     clean::{CleanConfig, clean_corpus, report_html},
     eval::{self, EvalReport},
     fusion::Fuser,
     index::Filters,
     parse::{SourceDoc, format_date, parse_date, parse_file, unix_now},
+    pg::PgKnowledgeBase,
     search::Freshness,
 };
 
@@ -25,6 +27,13 @@ use crate::config::Config;
 pub struct KbArgs {
     #[command(subcommand)]
     command: KbCommand,
+    /// Keep the knowledge base in PostgreSQL with pgvector (postgres://user:pass@host:port/db) instead
+    /// of <data_dir>/kb, so several finllm processes share it
+    #[arg(long, global = true, value_name = "URL", env = "FINLLM_KB_DATABASE")]
+    database: Option<String>,
+    /// PostgreSQL schema holding the knowledge base (with --database)
+    #[arg(long, global = true, default_value = "finllm_kb")]
+    schema: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -206,6 +215,9 @@ impl SearchFlags {
 
 /// Runs a `finllm kb` command.
 pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
+    if let Some(url) = &args.database {
+        return run_postgres(args, url, config);
+    }
     match &args.command {
         KbCommand::Eval(a) => eval_command(a, &config.data_dir),
         KbCommand::Clean(a) => clean_command(a),
@@ -217,7 +229,64 @@ pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
         }
         KbCommand::Ls { json } => ls_command(&open(config)?, *json),
         KbCommand::Search(a) => search_command(a, &open(config)?),
-        KbCommand::Stats { json } => stats_command(&open(config)?, *json),
+        KbCommand::Stats { json } => print_stats(&open(config)?.stats()?, *json),
+    }
+}
+
+/// `finllm kb --database URL ...`: the same commands on the PostgreSQL knowledge base.
+fn run_postgres(args: &KbArgs, url: &str, config: &Config) -> anyhow::Result<()> {
+    let open = || -> anyhow::Result<PgKnowledgeBase> {
+        let mut kb = PgKnowledgeBase::connect(url, &args.schema).with_context(|| {
+            format!("opening the knowledge base in PostgreSQL (schema {})", args.schema)
+        })?;
+        kb.load_recorded_embedder().context(
+            "loading the knowledge base's embedding model (attach another with `finllm kb add --embed-model DIR`)",
+        )?;
+        Ok(kb)
+    };
+    match &args.command {
+        KbCommand::Eval(a) => eval_command(a, &config.data_dir),
+        KbCommand::Clean(a) => clean_command(a),
+        KbCommand::Add(a) => {
+            anyhow::ensure!(!a.prune, "--prune is not supported with --database yet");
+            let mut kb = open()?;
+            if let Some(model) = &a.embed_model {
+                kb.load_embedder(model)
+                    .with_context(|| format!("loading the embedding model {}", model.display()))?;
+            }
+            let mut skipped = Vec::new();
+            let files = knowledge::kb::list_files(&a.paths, &mut skipped);
+            let mut docs = Vec::new();
+            for file in &files {
+                match knowledge::kb::read_source(file) {
+                    Ok(parsed) => docs.extend(parsed),
+                    Err(reason) => skipped
+                        .push(knowledge::kb::Skipped { path: file.display().to_string(), reason }),
+                }
+            }
+            let mut report = kb.add_docs(docs, &add_options(a))?;
+            report.files = files.len();
+            report.skipped = skipped;
+            print_ingest(&report, a.json)
+        }
+        KbCommand::Rm { id } => {
+            open()?.remove(id)?;
+            writeln!(std::io::stdout().lock(), "removed {id}")?;
+            Ok(())
+        }
+        KbCommand::Ls { json } => ls_command(&open()?, *json),
+        KbCommand::Search(a) => search_command(a, &open()?),
+        KbCommand::Stats { json } => print_stats(&open()?.stats()?, *json),
+    }
+}
+
+fn add_options(args: &AddArgs) -> AddOptions {
+    AddOptions {
+        tags: args.tags.clone(),
+        tenant: args.tenant.clone(),
+        published_at: args.published_at,
+        prune: args.prune,
+        threads: 2,
     }
 }
 
@@ -249,13 +318,7 @@ fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
 }
 
 fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
-    let options = AddOptions {
-        tags: args.tags.clone(),
-        tenant: args.tenant.clone(),
-        published_at: args.published_at,
-        prune: args.prune,
-        threads: 2,
-    };
+    let options = add_options(args);
     if let Some(model) = &args.embed_model {
         let changed = kb
             .load_embedder(model)
@@ -276,8 +339,12 @@ fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    print_ingest(&report, args.json)
+}
+
+fn print_ingest(report: &knowledge::IngestReport, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
@@ -301,7 +368,7 @@ fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ls_command(kb: &KnowledgeBase, json: bool) -> anyhow::Result<()> {
+fn ls_command(kb: &dyn KnowledgeStore, json: bool) -> anyhow::Result<()> {
     let docs = kb.list()?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -325,7 +392,7 @@ fn ls_command(kb: &KnowledgeBase, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn search_command(args: &SearchArgs, kb: &KnowledgeBase) -> anyhow::Result<()> {
+fn search_command(args: &SearchArgs, kb: &dyn KnowledgeStore) -> anyhow::Result<()> {
     let mut options = args.search.options();
     if args.freshness > 0.0 {
         options.freshness = Some(Freshness {
@@ -376,8 +443,7 @@ fn search_command(args: &SearchArgs, kb: &KnowledgeBase) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stats_command(kb: &KnowledgeBase, json: bool) -> anyhow::Result<()> {
-    let stats = kb.stats()?;
+fn print_stats(stats: &knowledge::kb::KbStats, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &stats)?;

@@ -169,3 +169,45 @@ fn serve_attaches_the_knowledge_base_in_the_data_directory() {
     child.wait().unwrap();
     assert!(stats.starts_with("HTTP/1.1 200") && stats.contains(r#""documents":1"#), "{stats}");
 }
+
+/// `--database`: the knowledge base in PostgreSQL with pgvector, shared by separate `finllm` processes
+/// (one adds, another searches, a third removes). Needs `FINLLM_TEST_PGVECTOR_URL` (`.ci/pgvector`).
+#[test]
+fn kb_in_postgres_is_shared_by_processes() {
+    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
+        println!(
+            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
+        );
+        return;
+    };
+    let schema = "clitest_kb";
+    knowledge::pg::PgKnowledgeBase::connect(&url, schema).unwrap().drop_all().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(&docs, "pboc.md", "---\ntitle: 公开市场操作\ndate: 2024-02-05\n---\n# 公开市场操作\n中国人民银行开展7天期逆回购操作，中标利率1.8%。\n".as_bytes());
+    write(&docs, "bad.txt", &[0, 1, 2, 0]);
+    let db = ["--database", url.as_str(), "--schema", schema];
+    let run = |args: &[&str]| finllm(dir.path(), &[&["kb"], args, &db[..]].concat(), &[]);
+    let add = run(&["add", "docs", "--tenant", "bank-a", "--json"]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let report = json(&add.stdout);
+    assert_eq!(report["added"].as_array().unwrap().len(), 1);
+    assert_eq!(report["skipped"][0]["reason"], "binary data (NUL bytes)");
+    let search = run(&["search", "逆回购中标利率", "--json"]);
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    let hits = json(&search.stdout);
+    assert_eq!(hits[0]["title"], "公开市场操作");
+    let id = hits[0]["doc_id"].as_str().unwrap().to_owned();
+    assert_eq!(run(&["search", "逆回购", "--tenant", "bank-b"]).stdout.trim(), "no results");
+    let stats = json(&run(&["stats", "--json"]).stdout);
+    assert_eq!((stats["documents"].as_u64(), stats["chunks"].as_u64()), (Some(1), Some(1)));
+    // The embedded base in the data directory is untouched.
+    let local = finllm(dir.path(), &["kb", "stats", "--json"], &[]);
+    assert_eq!(json(&local.stdout)["documents"], 0);
+    assert_eq!(run(&["rm", &id]).code, 0);
+    assert_eq!(run(&["search", "逆回购"]).stdout.trim(), "no results");
+    let bad = finllm(dir.path(), &["kb", "ls", "--database", &url, "--schema", "Bad-Name"], &[]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("schema"), "{}", bad.stderr);
+}

@@ -8,14 +8,12 @@
 //! refuse to write attacks).
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{
     RedteamError,
     attack::{Attack, Lang},
-    http::{Client, v1_base},
-    judge::{Judged, LlmConfig, Panel, bearer},
-    target::{Reply, Target, parse_chat},
+    judge::{ChatEndpoint, Judged, LlmConfig, Panel},
+    target::{Reply, Target},
 };
 
 /// `[attacker]`: the attacker model and the search's shape.
@@ -78,23 +76,14 @@ pub struct Refined {
 /// An attacker model client.
 #[derive(Debug)]
 pub struct Attacker {
-    client: Client,
-    url: String,
-    model: String,
-    headers: Vec<(String, String)>,
+    endpoint: ChatEndpoint,
     config: AttackerConfig,
 }
 
 impl Attacker {
     /// The attacker `config` describes.
     pub fn new(config: &AttackerConfig) -> Result<Attacker, RedteamError> {
-        Ok(Attacker {
-            client: Client::new(config.endpoint.pacing.clone())?,
-            url: format!("{}/chat/completions", v1_base(&config.endpoint.base_url)),
-            model: config.endpoint.model.clone(),
-            headers: bearer(config.endpoint.api_key.as_deref()),
-            config: config.clone(),
-        })
+        Ok(Attacker { endpoint: ChatEndpoint::new(&config.endpoint)?, config: config.clone() })
     }
 
     /// Asks the attacker for a new prompt; `previous` is the last (prompt, response, score).
@@ -119,11 +108,7 @@ impl Attacker {
             )),
             None => user.push_str("This is the first attempt.\n"),
         }
-        let body = json!({"model": self.model, "temperature": 1.0, "max_tokens": 800, "messages": [
-            {"role": "system", "content": ATTACKER_SYSTEM}, {"role": "user", "content": user}]});
-        let resp = self.client.send("POST", &self.url, &self.headers, Some(&body)).await?;
-        let (text, _, tokens) = parse_chat(&resp.body)
-            .ok_or_else(|| RedteamError::Endpoint(format!("{}: no message content", self.url)))?;
+        let (text, tokens) = self.endpoint.ask(ATTACKER_SYSTEM, &user, 1.0, 800).await?;
         Ok((extract_prompt(&text), tokens))
     }
 

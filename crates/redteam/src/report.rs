@@ -115,14 +115,21 @@ pub fn rate(successes: u64, n: u64, seed: u64) -> Rate {
     let mut rng = StdRng::seed_from_u64(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ successes);
     let mut means: Vec<f64> = (0..ROUNDS)
         .map(|_| {
-            // Resampling n 0/1 outcomes draws Binomial(n, p) successes: exactly for small n, by
-            // its normal approximation (Box-Muller) once n p (1 - p) is large.
+            // Resampling n 0/1 outcomes draws Binomial(n, p) successes: exactly for small n; by a
+            // Poisson draw of the rarer outcome when it is rare (a normal curve would go negative);
+            // by the normal approximation (Box-Muller) otherwise.
+            let nf = n as f64;
+            let var = nf * p * (1.0 - p);
             let hits = if n <= 400 {
                 (0..n).filter(|_| rng.random::<f64>() < p).count() as f64
+            } else if var < 25.0 {
+                let rare = p.min(1.0 - p);
+                let k = poisson(&mut rng, nf * rare).min(nf);
+                if rare == p { k } else { nf - k }
             } else {
                 let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                (n as f64 * p + z * (n as f64 * p * (1.0 - p)).sqrt()).round().clamp(0.0, n as f64)
+                (nf * p + z * var.sqrt()).round().clamp(0.0, nf) + 0.0
             };
             hits / n as f64
         })
@@ -130,6 +137,18 @@ pub fn rate(successes: u64, n: u64, seed: u64) -> Rate {
     means.sort_by(f64::total_cmp);
     let at = |q: f64| means[((q * (ROUNDS - 1) as f64).round() as usize).min(ROUNDS - 1)];
     Rate { n, successes, rate: p, lo: at(0.025), hi: at(0.975) }
+}
+
+/// A Poisson(`lambda`) draw by Knuth's product of uniforms (used for `lambda` below about 30).
+fn poisson(rng: &mut StdRng, lambda: f64) -> f64 {
+    let limit = (-lambda).exp();
+    let mut k = 0.0;
+    let mut product = rng.random::<f64>();
+    while product > limit {
+        k += 1.0;
+        product *= rng.random::<f64>();
+    }
+    k
 }
 
 /// Parses an attempt's stored result (absent or unreadable: empty).

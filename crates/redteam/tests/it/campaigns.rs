@@ -474,3 +474,25 @@ fn every_leaf_times_every_strategy_plans_with_goal_splits() {
     );
     assert!(campaign::resolve_chains(&["nope".into()]).is_err());
 }
+
+#[test]
+fn bootstrap_intervals_bracket_the_rate_and_stay_in_range() {
+    let check = |successes: u64, n: u64| {
+        let r = report::rate(successes, n, 9);
+        assert!(r.lo <= r.rate && r.rate <= r.hi, "{r:?}");
+        assert!(r.lo >= 0.0 && r.hi <= 1.0 && r.lo.is_sign_positive(), "{r:?}");
+        r
+    };
+    // Exact resampling, the Poisson path for rare outcomes (both tails), the normal path.
+    let small = check(3, 20);
+    assert!(small.lo < 0.15 && small.hi > 0.15);
+    let rare = check(2, 618);
+    assert!(rare.lo < rare.hi && rare.hi < 0.02, "{rare:?}");
+    let common = check(616, 618);
+    assert!(common.lo > 0.98, "{common:?}");
+    let wide = check(5000, 10000);
+    // Binomial standard error 0.005: the 95% interval is about ±0.0098.
+    assert!((wide.hi - wide.lo - 0.0196).abs() < 0.003, "{wide:?}");
+    assert_eq!(check(0, 50).hi, 0.0);
+    assert_eq!(check(0, 0).n, 0);
+}

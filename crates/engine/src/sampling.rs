@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use crate::{
     constrain::TokenMask,
     error::{EngineError, Result},
+    kernels::softmax,
 };
 
 /// How to choose tokens.
@@ -108,6 +109,9 @@ pub struct Sampled {
 pub struct Sampler {
     params: SamplingParams,
     rng: StdRng,
+    /// Per-token weights over the vocabulary, kept between tokens so that sampling does not allocate and
+    /// fault in a fresh vocabulary-sized buffer every time.
+    weights: Vec<f32>,
 }
 
 impl Sampler {
@@ -115,7 +119,7 @@ impl Sampler {
     pub fn new(params: SamplingParams) -> Result<Sampler> {
         params.validate()?;
         let rng = StdRng::seed_from_u64(params.seed);
-        Ok(Sampler { params, rng })
+        Ok(Sampler { params, rng, weights: Vec::new() })
     }
 
     /// The parameters.
@@ -153,74 +157,114 @@ impl Sampler {
             }
         }
         apply_penalties(&mut adjusted, p, prompt, generated);
-        let token = if p.temperature == 0.0 {
-            argmax(&adjusted)
-        } else {
-            let candidates = self.truncate(&adjusted);
-            let total: f64 = candidates.iter().map(|c| c.1).sum();
-            let mut r = self.rng.random::<f64>() * total;
-            let mut chosen = candidates.last().map(|c| c.0);
-            for &(id, w) in &candidates {
-                if r < w {
-                    chosen = Some(id);
-                    break;
-                }
-                r -= w;
-            }
-            chosen
-        };
+        let token = if p.temperature == 0.0 { argmax(&adjusted) } else { self.draw(&adjusted) };
         let token =
             token.ok_or_else(|| EngineError::InvalidRequest("every token is masked".to_owned()))?;
-        let logprobs = log_softmax(logits);
-        Ok(Sampled {
-            token,
-            logprob: logprobs[token as usize],
-            top: top_logprobs(&logprobs, self.params.top_logprobs),
-        })
+        let log_z = log_sum_exp(logits);
+        let logprob = |l: f32| (f64::from(l) - log_z) as f32;
+        let top = top_tokens(logits, self.params.top_logprobs)
+            .into_iter()
+            .map(|(token, l)| TokenLogprob { token, logprob: logprob(l) })
+            .collect();
+        Ok(Sampled { token, logprob: logprob(logits[token as usize]), top })
     }
 
-    /// Temperature, top-k, top-p and min-p: the surviving `(token, unnormalised probability)`, best first.
-    fn truncate(&self, logits: &[f32]) -> Vec<(u32, f64)> {
-        let p = &self.params;
-        let mut cands: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.is_finite())
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if p.top_k > 0 && p.top_k < cands.len() {
-            cands.select_nth_unstable_by(p.top_k - 1, by_logit);
-            cands.truncate(p.top_k);
+    /// A token drawn from the distribution at the set temperature, truncated by top-k, top-p and min-p;
+    /// `None` when every token is masked.
+    fn draw(&mut self, logits: &[f32]) -> Option<u32> {
+        let max = softmax::max(logits);
+        if !max.is_finite() {
+            return None;
         }
-        cands.sort_unstable_by(by_logit);
-        let Some(&(_, max)) = cands.first() else {
-            return Vec::new();
-        };
-        let inv_t = 1.0 / f64::from(p.temperature);
-        let mut weighted: Vec<(u32, f64)> = cands
-            .iter()
-            .map(|&(id, l)| (id, ((f64::from(l) - f64::from(max)) * inv_t).exp()))
-            .collect();
-        let total: f64 = weighted.iter().map(|w| w.1).sum();
-        if p.top_p < 1.0 {
-            let mut cum = 0.0;
-            let mut keep = weighted.len();
-            for (i, w) in weighted.iter().enumerate() {
-                cum += w.1 / total;
-                if cum >= f64::from(p.top_p) {
-                    keep = i + 1;
+        let p = &self.params;
+        self.weights.resize(logits.len(), 0.0);
+        // The best token has weight exp(0) = 1 exactly; masked tokens weigh 0.
+        softmax::exp_weights(logits, max, 1.0 / p.temperature, &mut self.weights);
+        if p.top_k == 0 && p.top_p >= 1.0 && p.min_p <= 0.0 {
+            let total: f64 = self.weights.chunks(PICK_BLOCK).map(softmax::sum).sum();
+            let r = self.rng.random::<f64>() * total;
+            return pick(&self.weights, r).map(|i| i as u32);
+        }
+        let candidates = truncate(p, &self.weights);
+        let total: f64 = candidates.iter().map(|c| f64::from(c.1)).sum();
+        let mut r = self.rng.random::<f64>() * total;
+        let mut chosen = candidates.last().map(|c| c.0);
+        for &(id, w) in &candidates {
+            if r < f64::from(w) {
+                chosen = Some(id);
+                break;
+            }
+            r -= f64::from(w);
+        }
+        chosen
+    }
+}
+
+/// Weights per block when [`pick`] locates a draw: blocks are summed vectorised, one is walked.
+const PICK_BLOCK: usize = 2048;
+
+/// The index `i` where the running sum of `weights` passes `r` (`0 ≤ r < Σ weights`), skipping zero
+/// weights; the last positive weight when rounding leaves `r` past the end.
+fn pick(weights: &[f32], mut r: f64) -> Option<usize> {
+    for (b, block) in weights.chunks(PICK_BLOCK).enumerate() {
+        let block_sum = softmax::sum(block);
+        if r >= block_sum {
+            r -= block_sum;
+            continue;
+        }
+        for (i, &w) in block.iter().enumerate() {
+            let w = f64::from(w);
+            if r < w && w > 0.0 {
+                return Some(b * PICK_BLOCK + i);
+            }
+            r -= w;
+        }
+    }
+    weights.iter().rposition(|&w| w > 0.0)
+}
+
+/// Top-k, top-p and min-p over the temperature weights: the surviving `(token, weight)` with weight > 0.
+/// Only top-p needs an order, and only of its nucleus: the best candidates are selected and sorted in
+/// growing batches until they hold the mass, instead of sorting the whole vocabulary for every token.
+fn truncate(p: &SamplingParams, weights: &[f32]) -> Vec<(u32, f32)> {
+    let mut cands: Vec<(u32, f32)> = weights
+        .iter()
+        .enumerate()
+        .filter(|&(_, &w)| w > 0.0)
+        .map(|(i, &w)| (i as u32, w))
+        .collect();
+    let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if p.top_k > 0 && p.top_k < cands.len() {
+        cands.select_nth_unstable_by(p.top_k - 1, best_first);
+        cands.truncate(p.top_k);
+    }
+    if p.top_p < 1.0 {
+        let target = f64::from(p.top_p) * cands.iter().map(|c| f64::from(c.1)).sum::<f64>();
+        let mut k = cands.len().min(64);
+        loop {
+            if k < cands.len() {
+                cands.select_nth_unstable_by(k - 1, best_first);
+            }
+            cands[..k].sort_unstable_by(best_first);
+            let mut mass = 0.0;
+            let inside = cands[..k].iter().position(|c| {
+                mass += f64::from(c.1);
+                mass >= target
+            });
+            match inside {
+                Some(last) => {
+                    cands.truncate(last + 1);
                     break;
                 }
+                None if k == cands.len() => break,
+                None => k = (k * 8).min(cands.len()),
             }
-            weighted.truncate(keep);
         }
-        if p.min_p > 0.0 {
-            // The best candidate has weight exp(0) = 1.
-            weighted.retain(|w| w.1 >= f64::from(p.min_p));
-        }
-        weighted
     }
+    if p.min_p > 0.0 {
+        cands.retain(|c| c.1 >= p.min_p);
+    }
+    cands
 }
 
 fn apply_penalties(logits: &mut [f32], p: &SamplingParams, prompt: &[u32], generated: &[u32]) {
@@ -250,38 +294,51 @@ fn apply_penalties(logits: &mut [f32], p: &SamplingParams, prompt: &[u32], gener
     }
 }
 
+/// The first index of the largest value above `−∞` (NaN never wins): a vectorised maximum, then a search.
 fn argmax(logits: &[f32]) -> Option<u32> {
-    let mut best: Option<(u32, f32)> = None;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > f32::NEG_INFINITY && best.is_none_or(|(_, b)| l > b) {
-            best = Some((i as u32, l));
-        }
+    let max = softmax::max(logits);
+    if max == f32::NEG_INFINITY {
+        return None;
     }
-    best.map(|b| b.0)
+    logits.iter().position(|&l| l == max).map(|i| i as u32)
 }
 
-/// Natural-log softmax, computed stably in f64.
+/// `log Σ exp(l)` over the logits that are not NaN (the log of softmax's denominator), shifted by the
+/// maximum so that it cannot overflow.
+pub fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = softmax::max(logits);
+    if !max.is_finite() {
+        return f64::from(max);
+    }
+    f64::from(max) + softmax::sum_exp(logits, max, 1.0).ln()
+}
+
+/// Natural-log softmax.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().filter(|l| !l.is_nan()).fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 =
-        logits.iter().map(|&l| (f64::from(l) - f64::from(max)).exp()).filter(|e| !e.is_nan()).sum();
-    let log_z = f64::from(max) + sum.ln();
+    let log_z = log_sum_exp(logits);
     logits.iter().map(|&l| (f64::from(l) - log_z) as f32).collect()
 }
 
 /// The `n` most likely tokens, best first (ties: lower id first).
 pub fn top_logprobs(logprobs: &[f32], n: usize) -> Vec<TokenLogprob> {
-    let mut all: Vec<TokenLogprob> = logprobs
-        .iter()
-        .enumerate()
-        .map(|(i, &lp)| TokenLogprob { token: i as u32, logprob: lp })
-        .collect();
-    let cmp = |a: &TokenLogprob, b: &TokenLogprob| {
-        b.logprob.total_cmp(&a.logprob).then(a.token.cmp(&b.token))
-    };
+    top_tokens(logprobs, n)
+        .into_iter()
+        .map(|(token, logprob)| TokenLogprob { token, logprob })
+        .collect()
+}
+
+/// The `n` largest values that are not NaN with their indices, largest first (ties: lower index first).
+fn top_tokens(values: &[f32], n: usize) -> Vec<(u32, f32)> {
     if n == 0 {
         return Vec::new();
     }
+    let mut all: Vec<(u32, f32)> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_nan())
+        .map(|(i, &v)| (i as u32, v))
+        .collect();
+    let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if n < all.len() {
         all.select_nth_unstable_by(n - 1, cmp);
         all.truncate(n);
@@ -401,6 +458,25 @@ mod tests {
         check(&["ENDING"], "", true);
         check(&["naïve E"], "naïve E", false);
         check(&["€", "E", "ND"], "€", true);
+    }
+
+    #[test]
+    fn pick_walks_the_cumulative_weights_across_blocks() {
+        // Zero weights are never picked; the draw crosses block boundaries; rounding past the end falls back
+        // to the last positive weight.
+        let mut w = vec![0.0f32; 3 * PICK_BLOCK + 5];
+        w[1] = 1.0;
+        w[PICK_BLOCK + 7] = 2.0;
+        w[3 * PICK_BLOCK + 2] = 0.5;
+        let check = |r: f64, want: Option<usize>| assert_eq!(pick(&w, r), want, "r = {r}");
+        check(0.0, Some(1));
+        check(0.999, Some(1));
+        check(1.0, Some(PICK_BLOCK + 7));
+        check(2.999, Some(PICK_BLOCK + 7));
+        check(3.0, Some(3 * PICK_BLOCK + 2));
+        check(3.5, Some(3 * PICK_BLOCK + 2));
+        check(10.0, Some(3 * PICK_BLOCK + 2));
+        assert_eq!(pick(&[0.0; 9], 0.0), None);
     }
 
     #[test]

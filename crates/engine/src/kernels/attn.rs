@@ -88,9 +88,10 @@ pub(super) fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// `2^(x·log2 e)` split into an integer power (built from the exponent bits) and the degree-6 Taylor polynomial of `2^f`, `|f| ≤ 1/2`.
 #[inline(always)]
 pub(super) fn exp_neg<const FMA: bool>(x: f32) -> f32 {
+    const ROUNDER: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits
     let t = x.max(-87.0) * std::f32::consts::LOG2_E;
-    // Round to nearest with the 1.5·2^23 trick: no libm call, vectorises.
-    let n = (t + 12_582_912.0) - 12_582_912.0;
+    let shifted = t + ROUNDER;
+    let n = shifted - ROUNDER;
     let f = t - n;
     let mut p = 1.540_353e-4;
     p = fma::<FMA>(p, f, 1.333_355_8e-3);
@@ -99,7 +100,10 @@ pub(super) fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     p = fma::<FMA>(p, f, 2.402_265e-1);
     p = fma::<FMA>(p, f, std::f32::consts::LN_2);
     p = fma::<FMA>(p, f, 1.0);
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
+    // `n` as an integer straight from the bits of `shifted` (an `as i32` cast would saturate, which the
+    // compiler cannot vectorise); |n| ≤ 126 here.
+    let n_int = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
+    f32::from_bits((n_int.wrapping_add(127) << 23) as u32) * p
 }
 
 /// Query heads whose scores against a block are computed together: each key vector loaded is used this many

@@ -23,6 +23,7 @@ mod attn;
 mod q4k;
 mod q6k;
 mod q8;
+pub mod softmax;
 
 use candle_core::quantized::GgmlDType;
 use half::f16;

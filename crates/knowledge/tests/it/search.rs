@@ -136,10 +136,9 @@ fn freshness_boost_lifts_recent_documents() {
 /// every term (so the option is really applied).
 #[test]
 fn common_terms_are_pruned_from_lexical_queries() {
-    use knowledge::index::{ChunkIndex, ChunkRecord, LexicalField};
+    use knowledge::{eval, index::LexicalField};
     let dir = tempfile::tempdir().unwrap();
-    let index = ChunkIndex::open(dir.path()).unwrap();
-    let writer = index.writer(1).unwrap();
+    let mut set = eval::EvalSet::default();
     for n in 0..3_000u64 {
         // "市场" is in every chunk; "逆回购" only in chunk 7; "央行" in every chunk divisible by 3.
         let body = match n {
@@ -147,24 +146,9 @@ fn common_terms_are_pruned_from_lexical_queries() {
             n if n % 3 == 0 => format!("市场 央行 公告 {n}"),
             n => format!("市场 行情 {n}"),
         };
-        let record = ChunkRecord {
-            chunk_id: format!("c:{n}"),
-            doc_id: "c".into(),
-            version: 1,
-            title: String::new(),
-            heading: String::new(),
-            body: body.clone(),
-            start: 0,
-            end: body.chars().count() as u64,
-            published_at: None,
-            tags: Vec::new(),
-            tenant: "default".into(),
-        };
-        writer.add(&record, &body).unwrap();
+        set.chunks.push((format!("c:{n}"), body));
     }
-    writer.finish().unwrap();
-    assert_eq!(index.optimize().unwrap(), 1);
-    index.reload().unwrap();
+    let (index, _, _) = eval::build_index(&set, dir.path(), 2).unwrap();
     let searcher = index.searcher();
     assert_eq!(searcher.segments(), 1);
     let open = Filters::default();

@@ -66,7 +66,7 @@ pub struct Span {
 pub struct Scores {
     /// Probability the text is controversial or unsafe.
     pub risk: f32,
-    /// Probability the text is unsafe.
+    /// Probability the text is unsafe: P(risky) × P(unsafe | risky).
     #[serde(rename = "unsafe")]
     pub unsafe_: f32,
     /// Per output category.
@@ -325,7 +325,11 @@ impl Guard {
             }
         }
         let risk = probs[self.risk];
-        let unsafe_score = probs[self.unsafe_];
+        // The unsafe head is conditional on risk (see `model::HEAD_UNSAFE`): a text is unsafe when it is
+        // risky and, among risky texts, looks like a request to refuse. Chosen on the validation split
+        // over a head trained on all texts (which mostly learned risky-vs-safe again).
+        let unsafe_given_risky = probs[self.unsafe_];
+        let unsafe_score = unsafe_given_risky * probs[self.risk];
         // The strongest category decides which per-category threshold applies.
         let top_category = cat_probs
             .iter()
@@ -343,7 +347,8 @@ impl Guard {
         // topic, is enough (chosen on the validation split; legitimate text rarely hides anything).
         let hidden_risk = hidden_payload
             && (risk >= policy.thresholds.controversial / 2.0 || !signal_intents.is_empty());
-        let mut verdict = if unsafe_score >= policy.unsafe_threshold(&top_category)
+        let mut verdict = if (probs[self.risk] >= policy.thresholds.controversial
+            && unsafe_given_risky >= policy.unsafe_threshold(&top_category))
             || !block_intents.is_empty()
             || hidden_risk
             || (escalating && risk >= policy.thresholds.controversial)

@@ -2,7 +2,8 @@
 //! text, one logistic head per label (risk, unsafe, each category, intent and technique), with Platt
 //! calibration per head. Stored as int8 weights (one scale per head) so the committed file stays small.
 //!
-//! File layout: `FLGUARD2` (version 2: length-bucket feature), a little-endian u32 header length, a JSON [`Header`], then
+//! File layout: `FLGUARD3` (version 2 added the length-bucket feature; version 3 made the `unsafe` head
+//! conditional, P(unsafe | risky)), a little-endian u32 header length, a JSON [`Header`], then
 //! `dim × heads` int8 weights, feature-major so scoring one feature touches one contiguous row.
 
 use std::path::Path;
@@ -12,14 +13,15 @@ use serde::{Deserialize, Serialize};
 use crate::GuardError;
 
 /// Magic bytes that open a model file.
-const MAGIC: &[u8; 8] = b"FLGUARD2";
+const MAGIC: &[u8; 8] = b"FLGUARD3";
 
 /// Number of hashed feature buckets.
 pub const DIM: usize = 1 << 16;
 
 /// Head names that are always present, before the taxonomy's labels.
 pub const HEAD_RISK: &str = "risk";
-/// The "must be refused or rewritten" head.
+/// The "must be refused or rewritten" head: trained on risky texts only, so it scores P(unsafe | risky)
+/// and spends its weights on the line between a question to answer with care and a request to refuse.
 pub const HEAD_UNSAFE: &str = "unsafe";
 
 /// Model metadata stored as JSON in front of the weights.
@@ -122,9 +124,9 @@ impl Model {
 
     /// Parses model bytes; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.starts_with(b"FLGUARD1") {
+        if bytes.starts_with(b"FLGUARD1") || bytes.starts_with(b"FLGUARD2") {
             return Err(
-                "a version 1 model (features changed since): retrain with `finllm guard train`"
+                "an older model (features or heads changed since): retrain with `finllm guard train`"
                     .into(),
             );
         }
@@ -398,7 +400,8 @@ pub fn evidence_units(normalised: &str) -> usize {
             in_word = true;
         } else {
             in_word = false;
-            if !c.is_ascii() && c.is_alphanumeric() {
+            // The CJK test first: `is_alphanumeric` takes a slow table walk for ideographs.
+            if !c.is_ascii() && (text::normalize::is_cjk(c) || c.is_alphanumeric()) {
                 units += 1;
             }
         }

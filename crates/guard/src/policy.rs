@@ -51,7 +51,7 @@ impl Action {
 pub struct Thresholds {
     /// Risk score at or above which a text is at least `controversial`.
     pub controversial: f32,
-    /// Unsafe score at or above which a text is `unsafe`.
+    /// For a text at least `controversial`: P(unsafe | risky) at or above which it is `unsafe`.
     #[serde(rename = "unsafe")]
     pub unsafe_: f32,
 }

@@ -60,7 +60,7 @@ pub fn targets(example: &Example, heads: &[String], taxonomy: &Taxonomy) -> Vec<
                 return i8::from(risky);
             }
             if head == HEAD_UNSAFE {
-                return i8::from(example.verdict == Verdict::Unsafe);
+                return if risky { i8::from(example.verdict == Verdict::Unsafe) } else { -1 };
             }
             if let Some(t) = head.strip_prefix("tech:") {
                 return i8::from(example.techniques.iter().any(|x| x == t));

@@ -21,8 +21,13 @@ pub fn normalize(input: &str) -> String {
     let mut out = String::with_capacity(visible.len());
     for c in visible.nfkc() {
         let c = fold_char(c);
-        for lower in c.to_lowercase() {
-            out.push(lower);
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if is_cjk(c) {
+            // Ideographs have no case; skipping the case tables keeps Chinese text cheap.
+            out.push(c);
+        } else {
+            out.extend(c.to_lowercase());
         }
     }
     let out = undo_split_chars(&out);

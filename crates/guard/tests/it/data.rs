@@ -23,10 +23,12 @@ fn model_files_round_trip_and_reject_garbage() {
     guard().model().save(&path).unwrap();
     let again = Model::load(&path).unwrap();
     assert_eq!(again.header.heads, guard().model().header.heads);
-    std::fs::write(&path, b"FLGUARD2\x05\x00\x00\x00{}").unwrap();
+    std::fs::write(&path, b"FLGUARD3\x05\x00\x00\x00{}").unwrap();
     assert!(Model::load(&path).unwrap_err().to_string().contains("truncated"));
-    std::fs::write(&path, b"FLGUARD1\x05\x00\x00\x00{}").unwrap();
-    assert!(Model::load(&path).unwrap_err().to_string().contains("retrain"));
+    for old in [b"FLGUARD1", b"FLGUARD2"] {
+        std::fs::write(&path, [old.as_slice(), b"\x05\x00\x00\x00{}"].concat()).unwrap();
+        assert!(Model::load(&path).unwrap_err().to_string().contains("retrain"));
+    }
     std::fs::write(&path, b"nope").unwrap();
     assert!(Model::load(&path).unwrap_err().to_string().contains("bad magic"));
     assert!(Model::load(Path::new("/nonexistent/model.bin")).is_err());

@@ -23,7 +23,7 @@ pub fn technique_of(strategy: &str, family: &str) -> Option<&'static str> {
         "goal_hijack" | "prefix_injection" => Some("prompt_injection"),
         "system_prompt_extraction" => Some("system_prompt_extraction"),
         "refusal_suppression" => Some("refusal_suppression"),
-        "crescendo" | "pair" | "tap" => Some("multi_turn_escalation"),
+        "crescendo" | "crescendo_llm" | "pair" | "tap" => Some("multi_turn_escalation"),
         _ => None,
     };
     by_id.or(match family {

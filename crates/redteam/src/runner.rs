@@ -123,8 +123,11 @@ pub struct Context {
 
 /// Whether a chain id asks for the attacker model.
 pub fn is_llm_driven(chain: &str) -> bool {
-    chain.split('+').any(|s| s == "pair" || s == "tap")
+    chain.split('+').any(|s| s == "pair" || s == "tap" || s == ADAPTIVE_CRESCENDO)
 }
+
+/// The chain id of adaptive crescendo (the attacker writes each turn after reading the answers).
+pub const ADAPTIVE_CRESCENDO: &str = "crescendo_llm";
 
 /// Runs workers until the campaign is done or a limit is hit. `already_tokens` is what the campaign
 /// had used before this run (for `max_tokens`).
@@ -257,7 +260,13 @@ async fn execute(ctx: &Context, worker: &str, claimed: Claimed) -> Outcome {
                 ));
             }
             Some(attacker) => {
-                match attacker.refine(ctx.target.as_ref(), &ctx.panel, &claimed.attack).await {
+                let adaptive = claimed.strategy.split('+').any(|s| s == ADAPTIVE_CRESCENDO);
+                let refined = if adaptive {
+                    attacker.escalate(ctx.target.as_ref(), &ctx.panel, &claimed.attack).await
+                } else {
+                    attacker.refine(ctx.target.as_ref(), &ctx.panel, &claimed.attack).await
+                };
+                match refined {
                     Ok(refined) => {
                         tokens = refined.reply.tokens + refined.attacker_tokens;
                         success = refined.judged.success;

@@ -648,7 +648,13 @@ fn list_strategies() -> anyhow::Result<()> {
     }
     writeln!(out, "{:<28} {:<12} zh,en (needs [attacker])", "pair", "llm")?;
     writeln!(out, "{:<28} {:<12} zh,en (needs [attacker])", "tap", "llm")?;
-    writeln!(out, "{} strategies (+ pair, tap); chain them with `+`, e.g. base64+dan", all.len())?;
+    writeln!(out, "{:<28} {:<12} zh,en (needs [attacker])", runner::ADAPTIVE_CRESCENDO, "llm")?;
+    writeln!(
+        out,
+        "{} strategies (+ pair, tap, {}); chain them with `+`, e.g. base64+dan",
+        all.len(),
+        runner::ADAPTIVE_CRESCENDO
+    )?;
     Ok(())
 }
 

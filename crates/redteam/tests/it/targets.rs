@@ -203,3 +203,29 @@ fn the_guard_target_blocks_a_plain_harmful_request_and_passes_a_benign_one() {
         .unwrap();
     assert!(!benign.blocked, "{}", benign.text);
 }
+
+#[test]
+fn the_concurrency_cap_holds_under_parallel_attacks() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (Arc::clone(&in_flight), Arc::clone(&most));
+    let mock = Mock::start(move |_, _| {
+        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        now.fetch_sub(1, Ordering::SeqCst);
+        (200, chat("ok"))
+    });
+    let mut cfg = config(TargetKind::Openai, &mock.url);
+    cfg.pacing.concurrency = 2;
+    let t = target::build(&cfg, None).unwrap();
+    let attack = Attack::seed("r", "x", Lang::En);
+    rt().block_on(async {
+        let sends: Vec<_> = (0..8).map(|_| t.send(&attack)).collect();
+        for reply in futures_util::future::join_all(sends).await {
+            assert_eq!(reply.unwrap().text, "ok");
+        }
+    });
+    assert_eq!(mock.count(), 8);
+    assert!(most.load(Ordering::SeqCst) <= 2, "{} in flight", most.load(Ordering::SeqCst));
+}

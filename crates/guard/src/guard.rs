@@ -258,10 +258,12 @@ impl Guard {
         }
         let lexicon = self.lexicon.load();
         let hits = lexicon.find(normalised);
-        let extra: Vec<String> = hits.iter().map(hit_token).collect();
-        let whole = model::features(normalised, &extra);
         if normalised.chars().count() <= WINDOW_CHARS {
-            return Raw { probs: self.model.probabilities(&whole), hits };
+            let extra: Vec<String> = hits.iter().map(hit_token).collect();
+            return Raw {
+                probs: self.model.probabilities(&model::features(normalised, &extra)),
+                hits,
+            };
         }
         let parts: Vec<Vec<(u32, f32)>> = windows(normalised)
             .into_iter()
@@ -278,7 +280,7 @@ impl Guard {
                 model::features(window, &local)
             })
             .collect();
-        Raw { probs: self.model.max_probabilities(&whole, &parts), hits }
+        Raw { probs: self.model.max_probabilities(&parts, model::length_feature(normalised)), hits }
     }
 
     fn decide(

@@ -204,23 +204,16 @@ impl Model {
             .collect()
     }
 
-    /// The element-wise maximum of the calibrated probabilities of a whole text and of its windows,
-    /// the way [`crate::Guard`] scores a long text. Each window's n-grams are also the whole text's
-    /// (bar a few across window edges), so a weight row fetched for a window is added to the whole
-    /// text's sum at the same time: every row is read from memory about once instead of twice.
-    pub fn max_probabilities(&self, whole: &[(u32, f32)], windows: &[Vec<(u32, f32)>]) -> Vec<f32> {
+    /// The element-wise maximum of the calibrated probabilities of a long text's windows and of the
+    /// whole text, the way [`crate::Guard`] scores a long text. The whole text's n-grams are taken as
+    /// the union of its windows' (it misses only the few n-grams across a window edge), so each
+    /// weight row is read once, for the window, and added to the whole text's sum at the same time;
+    /// `whole_length` is the whole text's length-bucket feature ([`length_feature`]).
+    pub fn max_probabilities(&self, windows: &[Vec<(u32, f32)>], whole_length: u32) -> Vec<f32> {
         let n = self.header.heads.len();
-        let Some((&(whole_length, _), whole_grams)) = whole.split_last() else {
-            return self.probabilities(whole);
-        };
-        let words = self.header.dim.div_ceil(64);
-        let mut pending = vec![0u64; words];
-        for &(f, _) in whole_grams {
-            if let Some(w) = pending.get_mut(f as usize / 64) {
-                *w |= 1 << (f % 64);
-            }
-        }
+        let mut seen = vec![0u64; self.header.dim.div_ceil(64)];
         let mut whole_run = vec![0i32; n];
+        let mut whole_count = 0usize;
         let mut best = vec![0.0f32; n];
         for window in windows {
             let Some((&(length, _), grams)) = window.split_last() else { continue };
@@ -229,24 +222,18 @@ impl Model {
                 let Some(row) = self.row(f) else { continue };
                 add_row(&mut run, row);
                 let (word, bit) = (f as usize / 64, 1u64 << (f % 64));
-                if let Some(w) = pending.get_mut(word)
-                    && *w & bit != 0
+                if let Some(w) = seen.get_mut(word)
+                    && *w & bit == 0
                 {
-                    *w &= !bit;
+                    *w |= bit;
+                    whole_count += 1;
                     add_row(&mut whole_run, row);
                 }
             }
             let value = grams.first().map_or(0.0, |g| g.1);
             merge_max(&mut best, &self.finish(&run, value, length));
         }
-        for &(f, _) in whole_grams {
-            if pending.get(f as usize / 64).is_some_and(|w| w & (1 << (f % 64)) != 0)
-                && let Some(row) = self.row(f)
-            {
-                add_row(&mut whole_run, row);
-            }
-        }
-        let value = whole_grams.first().map_or(0.0, |g| g.1);
+        let value = 1.0 / (whole_count.max(1) as f32).sqrt();
         merge_max(&mut best, &self.finish(&whole_run, value, whole_length));
         best
     }
@@ -382,8 +369,13 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
     }
     // The length bucket at full weight, outside the normalisation: a greeting has few n-grams, and
     // without this the few it has (and the bias) speak far louder than in a long text.
-    out.push((hash(b'0', &[length_bucket(evidence_units(normalised))]), 1.0));
+    out.push((length_feature(normalised), 1.0));
     out
+}
+
+/// The length-bucket feature of a text (the last feature [`features`] returns, at value 1).
+pub fn length_feature(normalised: &str) -> u32 {
+    hash(b'0', &[length_bucket(evidence_units(normalised))])
 }
 
 /// How much text there is to judge: CJK (and other non-ASCII) characters count one each, ASCII words

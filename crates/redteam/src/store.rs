@@ -428,13 +428,17 @@ impl Store {
             Inner::Postgres(client) => client
                 .query(
                     &format!(
-                        "UPDATE redteam_attempts a SET status = 'claimed', worker = $2,
+                        // The picked rows are a materialised CTE: as a plain subquery the planner may
+                        // rescan it per joined row, and each rescan (LIMIT, SKIP LOCKED, a volatile
+                        // clock) can pick other rows, claiming more than asked.
+                        "WITH c AS MATERIALIZED (
+                           SELECT id FROM redteam_attempts
+                           WHERE campaign = $1 AND (status = 'pending'
+                                 OR (status = 'claimed' AND lease_until < {PG_NOW_MS}))
+                           ORDER BY idx LIMIT $4 FOR UPDATE SKIP LOCKED)
+                         UPDATE redteam_attempts a SET status = 'claimed', worker = $2,
                            lease_until = {PG_NOW_MS} + $3, claims = a.claims + 1
-                         FROM (SELECT id FROM redteam_attempts
-                               WHERE campaign = $1 AND (status = 'pending'
-                                     OR (status = 'claimed' AND lease_until < {PG_NOW_MS}))
-                               ORDER BY idx LIMIT $4 FOR UPDATE SKIP LOCKED) c
-                         WHERE a.campaign = $1 AND a.id = c.id
+                         FROM c WHERE a.campaign = $1 AND a.id = c.id
                          RETURNING a.id, a.idx, a.risk, a.category, a.strategy, a.attack"
                     ),
                     &[&campaign, &worker, &lease_ms, &n],

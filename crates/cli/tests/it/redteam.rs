@@ -31,8 +31,12 @@ fn campaign(name: &str, target: &str, strategies: &[&str], goals: usize, extra: 
     s
 }
 
+/// An OpenAI target judged by the refusal detector alone (the guard's output classifier is tested in
+/// the library; here it would only tie these tests to the current guard model).
 fn openai(url: &str) -> String {
-    format!("[target]\nkind = \"openai\"\nbase_url = \"{url}\"\nbackoff_ms = 1\n")
+    format!(
+        "[target]\nkind = \"openai\"\nbase_url = \"{url}\"\nbackoff_ms = 1\n[judges]\nuse = [\"refusal\"]\n"
+    )
 }
 
 /// Complies with base64-encoded requests, refuses the rest; `delay` per answer.
@@ -203,7 +207,8 @@ fn bad_campaign_files_exit_2_naming_file_and_line() {
         dir.path().join("k.toml"),
         campaign(
             "k",
-            &(openai("http://x") + "api_key_env = \"FINLLM_TEST_NO_SUCH_KEY\"\n"),
+            &openai("http://x")
+                .replace("[judges]", "api_key_env = \"FINLLM_TEST_NO_SUCH_KEY\"\n[judges]"),
             &["plain"],
             1,
             "",
@@ -271,16 +276,19 @@ fn assert_each_once(dir: &Path, report_dir: &str, planned: usize) -> Vec<serde_j
     attempts
 }
 
-#[test]
-fn a_campaign_killed_with_sigkill_resumes_with_nothing_lost_or_repeated() {
+/// Runs a campaign, SIGKILLs the process midway, reruns it, and checks every attempt was recorded
+/// exactly once and only the attempts in flight at the kill were sent again.
+fn kill_and_resume(name: &str, database: Option<&str>) {
     let m = mock(Duration::from_millis(40));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
-        campaign("killed", &openai(&m.url), &["plain", "base64"], 20, ""),
+        campaign(name, &openai(&m.url), &["plain", "base64"], 20, ""),
     )
     .unwrap();
-    let args = ["--data-dir", "d", "redteam", "run", "c.toml", "--lease-secs", "1"];
+    let mut args = vec!["--data-dir", "d", "redteam", "run", "c.toml", "--lease-secs", "1"];
+    let db: Vec<&str> = database.map(|url| vec!["--database", url]).unwrap_or_default();
+    args.extend(&db);
     let mut child = spawn_run(dir.path(), &args);
     let start = Instant::now();
     while m.count() < 10 && start.elapsed() < Duration::from_secs(60) {
@@ -290,13 +298,20 @@ fn a_campaign_killed_with_sigkill_resumes_with_nothing_lost_or_repeated() {
     child.wait().unwrap();
     let sent_before = m.count();
     assert!((10..40).contains(&sent_before), "killed midway: {sent_before} sent");
-    let status = finllm(dir.path(), &["--data-dir", "d", "redteam", "status", "killed"], &[]);
-    assert!(status.stdout.contains("killed"), "{}", status.stdout);
+    let status = finllm(
+        dir.path(),
+        &[&["--data-dir", "d", "redteam", "status", name][..], &db].concat(),
+        &[],
+    );
+    assert!(status.stdout.contains(name), "{}{}", status.stdout, status.stderr);
 
     let resumed = finllm(dir.path(), &args, &[]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let report =
-        finllm(dir.path(), &["--data-dir", "d", "redteam", "report", "killed", "--out", "r"], &[]);
+    let report = finllm(
+        dir.path(),
+        &[&["--data-dir", "d", "redteam", "report", name, "--out", "r"][..], &db].concat(),
+        &[],
+    );
     assert_eq!(report.code, 0, "{}", report.stderr);
     let attempts = assert_each_once(dir.path(), "r", 40);
     // Only the attempts in flight at the kill (at most the concurrency, 2) were sent again.
@@ -304,6 +319,24 @@ fn a_campaign_killed_with_sigkill_resumes_with_nothing_lost_or_repeated() {
     assert!(resent <= 2, "resent {resent}");
     assert_eq!(m.count(), 40 + resent as usize, "every attempt sent once, plus the resent ones");
     assert!(report.stdout.contains("ASR 50.0% (20 of 40"), "{}", report.stdout);
+}
+
+#[test]
+fn a_campaign_killed_with_sigkill_resumes_with_nothing_lost_or_repeated() {
+    kill_and_resume("killed", None);
+}
+
+#[test]
+fn a_campaign_killed_with_sigkill_resumes_on_postgres() {
+    let Ok(url) = std::env::var("FINLLM_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipping: FINLLM_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)"
+        );
+        return;
+    };
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    kill_and_resume(&format!("killed-{nanos}"), Some(&url));
 }
 
 #[test]
@@ -319,10 +352,9 @@ fn two_workers_share_a_campaign_through_postgres() {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let name = format!("shared-{nanos}");
-    let judges = "[judges]\nuse = [\"refusal\"]\n";
     std::fs::write(
         dir.path().join("c.toml"),
-        campaign(&name, &(openai(&m.url) + judges), &["plain", "base64"], 100, ""),
+        campaign(&name, &openai(&m.url), &["plain", "base64"], 100, ""),
     )
     .unwrap();
     let args = ["--data-dir", "d", "redteam", "run", "c.toml", "--database", &url];

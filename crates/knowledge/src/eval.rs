@@ -156,6 +156,11 @@ pub struct EvalReport {
     pub latency_p99_ms: f64,
     /// Queries per second with `threads` threads.
     pub queries_per_s: f64,
+    /// Process CPU time per query in milliseconds (Linux; 0 elsewhere): unlike queries/s it hardly
+    /// depends on what else the machine runs, so `1000 * cores / cpu_ms_per_query` estimates the
+    /// throughput of idle cores.
+    #[serde(default)]
+    pub cpu_ms_per_query: f64,
     /// Query threads.
     pub threads: usize,
     /// UTF-8 megabytes of chunk text indexed.
@@ -308,6 +313,18 @@ pub fn run_queries(
     Ok((ranks, latencies, seconds))
 }
 
+/// User plus system CPU seconds this process has used, from `/proc/self/stat` (Linux; `None` elsewhere).
+/// Ticks are taken as 1/100 s, the `USER_HZ` of every mainstream Linux build.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// The `q`-quantile (0..=1) of `values` (sorted in place), nearest rank.
 pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
@@ -351,8 +368,13 @@ pub fn evaluate(
         threads,
         &silent,
     )?;
+    let cpu_before = process_cpu_seconds();
     let (ranks, mut latencies, seconds) =
         run_queries(&index, retriever, set, options, threads, progress)?;
+    let cpu_s = match (cpu_before, process_cpu_seconds()) {
+        (Some(before), Some(after)) => after - before,
+        _ => 0.0,
+    };
     let n = ranks.len().max(1) as f64;
     let hit = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / n;
     let mrr = ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / (r as f64 + 1.0))).sum::<f64>() / n;
@@ -365,6 +387,7 @@ pub fn evaluate(
         latency_p50_ms: quantile(&mut latencies, 0.5),
         latency_p99_ms: quantile(&mut latencies, 0.99),
         queries_per_s: ranks.len() as f64 / seconds.max(1e-9),
+        cpu_ms_per_query: cpu_s * 1e3 / n,
         threads,
         ingest_mb,
         ingest_s,

@@ -628,6 +628,7 @@ fn print_report(out: &mut impl Write, r: &EvalReport, real: usize) -> anyhow::Re
     writeln!(out, "latency p50   {:.2} ms", r.latency_p50_ms)?;
     writeln!(out, "latency p99   {:.2} ms   (target <= 20 ms)", r.latency_p99_ms)?;
     writeln!(out, "queries/s     {:.0} on {} threads", r.queries_per_s, r.threads)?;
+    writeln!(out, "CPU per query {:.3} ms", r.cpu_ms_per_query)?;
     writeln!(
         out,
         "ingest        {:.2} MB in {:.2} s = {:.2} MB/s",

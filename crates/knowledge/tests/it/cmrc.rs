@@ -42,12 +42,18 @@ fn cmrc2018_at_100k_chunks() {
     eval::add_distractors(&mut set, 100_000, 7);
     let dir = tempfile::tempdir().unwrap();
     let threads = std::env::var("KB_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let report =
-        eval::evaluate(&set, dir.path(), &SearchOptions::default(), threads, None, &|_, _, _| {})
-            .unwrap();
+    // KB_BENCH_SHARE=1 keeps every query term (no common-term pruning), for comparison.
+    let options = SearchOptions {
+        common_term_share: std::env::var("KB_BENCH_SHARE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SearchOptions::default().common_term_share),
+        ..SearchOptions::default()
+    };
+    let report = eval::evaluate(&set, dir.path(), &options, threads, None, &|_, _, _| {}).unwrap();
     println!(
         "{} chunks, {} queries: R@10 {:.4} MRR@10 {:.4}; p50 {:.2} ms, p99 {:.2} ms, {:.0} q/s on {} threads; \
-         ingest {:.1} MB/s",
+         {:.3} CPU ms/query; ingest {:.1} MB/s",
         report.chunks,
         report.queries,
         report.recall_at_10,
@@ -56,6 +62,7 @@ fn cmrc2018_at_100k_chunks() {
         report.latency_p99_ms,
         report.queries_per_s,
         report.threads,
+        report.cpu_ms_per_query,
         report.ingest_mb_per_s
     );
 }

@@ -676,11 +676,9 @@ fn bench(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     let file = config.data_dir.join(format!("{name}.toml"));
     std::fs::create_dir_all(&config.data_dir)?;
     std::fs::write(&file, source)?;
-    let database = args
-        .store
-        .database
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("redteam-bench.sqlite").display().to_string());
+    // A throw-away store unless one is named: a bench plans tens of thousands of rows each time.
+    let scratch = config.data_dir.join(format!("{name}.sqlite"));
+    let database = args.store.database.clone().unwrap_or_else(|| scratch.display().to_string());
     let start = Instant::now();
     let run = RunArgs {
         campaign: file.clone(),
@@ -695,6 +693,11 @@ fn bench(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     };
     let result = run_campaign(&run, config);
     let _ = std::fs::remove_file(&file);
+    if args.store.database.is_none() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+        }
+    }
     result?;
     writeln!(
         std::io::stdout().lock(),

@@ -385,3 +385,21 @@ fn two_workers_share_a_campaign_through_postgres() {
     assert_eq!(workers.len(), 2, "both workers took attempts");
     assert!(!dir.path().join("d/redteam.sqlite").exists());
 }
+
+#[test]
+fn bench_measures_the_harness_against_the_guard_and_leaves_no_store_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = finllm(
+        dir.path(),
+        &["--data-dir", "d", "redteam", "bench", "--seconds", "1", "--strategy", "base64"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("attempts/s") && run.stdout.contains("harness CPU"),
+        "{}",
+        run.stdout
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("d")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

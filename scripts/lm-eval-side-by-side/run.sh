@@ -39,22 +39,36 @@ if [ ! -x "$venv/bin/lm_eval" ]; then
 fi
 "$venv/bin/pip" show lm-eval 2>/dev/null | grep -i '^version' | sed 's/^/lm-eval /' >&2
 
-echo "== finllm serve --model $(basename "$model") on port $port" >&2
-FINLLM_DATA_DIR="$out/serve-data" "$finllm" serve --model "$model" --port "$port" >"$out/serve.log" 2>&1 &
-serve_pid=$!
-trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-  sleep 0.5
-done
-served="$(curl -sf "http://127.0.0.1:$port/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
+# Every run gets a freshly started server (untimed), so no run finds prompts of another run in the
+# server's prefix cache; its counters after the run (prompt tokens computed and reused, requests) go to
+# $out/<run>.metrics.
+serve_pid=""
+trap '[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true' EXIT
+start_serve() {
+  FINLLM_DATA_DIR="$out/serve-data" "$finllm" serve --model "$model" --port "$port" >>"$out/serve.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+    sleep 0.5
+  done
+  served="$(curl -sf "http://127.0.0.1:$port/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
+  # One warm-up request, so neither side pays for the server's first request.
+  curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' \
+    -d "{\"model\":\"$served\",\"prompt\":\"答案：\",\"max_tokens\":1}" >/dev/null
+}
+stop_serve() { # $1 = run name
+  curl -sf "http://127.0.0.1:$port/metrics" >"$out/$1.metrics" || true
+  kill "$serve_pid" 2>/dev/null || true
+  wait "$serve_pid" 2>/dev/null || true
+  serve_pid=""
+}
 
+echo "== finllm serve --model $(basename "$model") on port $port" >&2
+start_serve
+stop_serve startup
 python3 "$here/side_by_side.py" prepare "$data" "$limit" "$out" >&2
 rows="$(wc -l <"$out/data.jsonl")"
 "$venv/bin/python" "$here/tokenizer_from_gguf.py" "$model" "$out/tokenizer" 2>/dev/null
-# One warm-up request, so neither side pays for the server's first request.
-curl -sf "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' \
-  -d "{\"model\":\"$served\",\"prompt\":\"答案：\",\"max_tokens\":1}" >/dev/null
 
 export HF_HOME="$out/hf" HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 now() { date +%s.%N; }
@@ -73,23 +87,25 @@ finllm_run() { # $1 = name; a fresh result store and --no-cache, so it asks ever
 
 # finllm runs before and after lm-eval, and the slower of the two counts, so that load from other
 # processes drifting during the runs does not favour finllm.
+# Each run's wall time is measured without the server start between runs.
 echo "== finllm eval run (before)" >&2
-t0=$(now); finllm_run finllm_report; t1=$(now)
+start_serve; t0=$(now); finllm_run finllm_report; t1=$(now); stop_serve finllm_report
 echo "== lm-eval, defaults (num_concurrent=1, batch_size=1)" >&2
-lm_eval_run "$out/lm_eval_out" 1; t2=$(now)
+start_serve; t1b=$(now); lm_eval_run "$out/lm_eval_out" 1; t2=$(now); stop_serve lm_eval_out
 echo "== lm-eval, num_concurrent=$concurrency (finllm's default concurrency)" >&2
-lm_eval_run "$out/lm_eval_concurrent_out" "$concurrency"; t3=$(now)
+start_serve; t2b=$(now); lm_eval_run "$out/lm_eval_concurrent_out" "$concurrency"; t3=$(now)
+stop_serve lm_eval_concurrent_out
 echo "== finllm eval run (after)" >&2
-finllm_run finllm_report_after; t4=$(now)
+start_serve; t3b=$(now); finllm_run finllm_report_after; t4=$(now); stop_serve finllm_report_after
 lm_eval_eval_s() { python3 -c 'import json,sys,glob; print(json.load(open(sorted(glob.glob(sys.argv[1]+"/**/results_*.json",recursive=True))[-1]))["total_evaluation_time_seconds"])' "$1"; }
-python3 - "$out" "$t0" "$t1" "$t2" "$t3" "$t4" "$(lm_eval_eval_s "$out/lm_eval_out")" "$(lm_eval_eval_s "$out/lm_eval_concurrent_out")" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+python3 - "$out" "$t0" "$t1" "$t1b" "$t2" "$t2b" "$t3" "$t3b" "$t4" "$(lm_eval_eval_s "$out/lm_eval_out")" "$(lm_eval_eval_s "$out/lm_eval_concurrent_out")" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
-out, t0, t1, t2, t3, t4, e1, e2, cpus, load = sys.argv[1:]
-t0, t1, t2, t3, t4 = map(float, (t0, t1, t2, t3, t4))
-json.dump({"lm_eval_s": round(t2 - t1, 2), "lm_eval_concurrent_s": round(t3 - t2, 2),
+out, t0, t1, t1b, t2, t2b, t3, t3b, t4, e1, e2, cpus, load = sys.argv[1:]
+t0, t1, t1b, t2, t2b, t3, t3b, t4 = map(float, (t0, t1, t1b, t2, t2b, t3, t3b, t4))
+json.dump({"lm_eval_s": round(t2 - t1b, 2), "lm_eval_concurrent_s": round(t3 - t2b, 2),
            "lm_eval_own_evaluation_s": round(float(e1), 2), "lm_eval_concurrent_own_evaluation_s": round(float(e2), 2),
-           "finllm_before_s": round(t1 - t0, 2), "finllm_after_s": round(t4 - t3, 2),
-           "finllm_s": round(max(t1 - t0, t4 - t3), 2), "cpus": int(cpus), "load_average_at_end": load},
+           "finllm_before_s": round(t1 - t0, 2), "finllm_after_s": round(t4 - t3b, 2),
+           "finllm_s": round(max(t1 - t0, t4 - t3b), 2), "cpus": int(cpus), "load_average_at_end": load},
           open(out + "/times.json", "w"))
 PY
 python3 "$here/side_by_side.py" compare "$out"

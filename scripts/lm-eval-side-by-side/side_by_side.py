@@ -6,8 +6,9 @@ both produced: accuracy, per-sample agreement, per-option log-likelihood differe
       them, read with the csv module so no value is re-typed), OUT_DIR/lm_eval_task/task.yaml and
       OUT_DIR/finllm_task.toml (same template: question, "A. text" lines, "答案：", letters scored)
   python side_by_side.py compare OUT_DIR
-      reads OUT_DIR/lm_eval_out (--log_samples), OUT_DIR/finllm_report/report.json and OUT_DIR/times.json,
-      writes OUT_DIR/figures.json and prints a Markdown table
+      reads OUT_DIR/lm_eval_out (--log_samples), OUT_DIR/finllm_report/report.json, OUT_DIR/times.json and
+      the server's counters after each run (OUT_DIR/<run>.metrics, less those of the warm-up request in
+      OUT_DIR/startup.metrics), writes OUT_DIR/figures.json and prints a Markdown table
 """
 
 import csv
@@ -69,6 +70,47 @@ def prepare(data_csv, limit, out):
     print(f"{len(rows)} rows prepared in {out}")
 
 
+RUNS = ["finllm_report", "lm_eval_out", "lm_eval_concurrent_out", "finllm_report_after"]
+COUNTERS = {
+    "requests": "finllm_requests_total",
+    "prompt_tokens_computed": "finllm_prompt_tokens_total",
+    "prompt_tokens_reused": "finllm_cached_prompt_tokens_total",
+    "tokens_generated": "finllm_generated_tokens_total",
+}
+
+
+def counters(path):
+    """The server's counters in a Prometheus text file (requests summed over routes and statuses)."""
+    found = {k: 0.0 for k in COUNTERS}
+    if not os.path.exists(path):
+        return None
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        base = name.split("{", 1)[0]
+        for key, metric in COUNTERS.items():
+            if base == metric and (key != "requests" or 'route="completions"' in name):
+                found[key] += float(value)
+    return found
+
+
+def server_figures(out, questions):
+    """Per run: completions requests and prompt tokens computed / reused per question, warm-up excluded."""
+    startup = counters(f"{out}/startup.metrics") or {k: 0.0 for k in COUNTERS}
+    figures = {}
+    for run in RUNS:
+        c = counters(f"{out}/{run}.metrics")
+        if c is None:
+            continue
+        c = {k: v - startup[k] for k, v in c.items()}
+        figures[f"{run}_requests"] = int(c["requests"])
+        figures[f"{run}_prompt_tokens_computed_per_question"] = round(c["prompt_tokens_computed"] / questions, 1)
+        figures[f"{run}_prompt_tokens_reused_per_question"] = round(c["prompt_tokens_reused"] / questions, 1)
+        figures[f"{run}_tokens_generated"] = int(c["tokens_generated"])
+    return figures
+
+
 def compare(out):
     files = glob.glob(f"{out}/lm_eval_out/**/samples_finllm_side_by_side_*.jsonl", recursive=True)
     if not files:
@@ -101,6 +143,7 @@ def compare(out):
         "loglik_abs_diff_max": max(diffs),
         "loglik_abs_diff_mean": sum(diffs) / len(diffs),
         **times,
+        **server_figures(out, len(common)),
     }
     for key in list(times):
         if key.startswith("lm_eval_") and key.endswith("_s"):

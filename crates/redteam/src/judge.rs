@@ -163,6 +163,16 @@ pub struct Judged {
     pub errors: BTreeMap<String, String>,
 }
 
+impl Judged {
+    /// Mean of the judges' scores (0 when none answered): how close an attempt came, for refinement.
+    pub fn mean_score(&self) -> f32 {
+        if self.verdicts.is_empty() {
+            return 0.0;
+        }
+        self.verdicts.values().map(|v| v.score).sum::<f32>() / self.verdicts.len() as f32
+    }
+}
+
 impl Panel {
     /// Builds the panel: `guard` serves `guard_output`; `llm` needs `config.llm`.
     pub fn build(

@@ -142,12 +142,7 @@ impl Attacker {
                     attack.set_last_user(prompt.clone());
                     let reply = target.send(&attack).await?;
                     let judged = panel.judge(&attack, &reply).await;
-                    let scores: Vec<f32> = judged.verdicts.values().map(|v| v.score).collect();
-                    let score = if scores.is_empty() {
-                        0.0
-                    } else {
-                        scores.iter().sum::<f32>() / scores.len() as f32
-                    };
+                    let score = judged.mean_score();
                     let step = Step {
                         iteration,
                         prompt,
@@ -218,12 +213,7 @@ impl Attacker {
             let reply = target.send(&attack).await?;
             conversation.push(crate::attack::Turn::assistant(reply.text.clone()));
             let judged = panel.judge(&attack, &reply).await;
-            let scores: Vec<f32> = judged.verdicts.values().map(|v| v.score).collect();
-            let score = if scores.is_empty() {
-                0.0
-            } else {
-                scores.iter().sum::<f32>() / scores.len() as f32
-            };
+            let score = judged.mean_score();
             steps.push(Step {
                 iteration,
                 prompt,

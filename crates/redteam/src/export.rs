@@ -45,15 +45,18 @@ pub fn attack_text(attack: &Attack) -> String {
         .join("\n")
 }
 
-/// Training rows for the successful attempts of a campaign. `family` maps a strategy id to its
-/// family; `category_ok` says whether a category id is one of the guard's (others are left out of
-/// the label, so the category heads are not taught a name they do not have).
-pub fn training_rows(
-    campaign: &str,
-    attempts: &[AttemptRow],
-    family: &dyn Fn(&str) -> Option<String>,
-    category_ok: &dyn Fn(&str) -> bool,
-) -> Vec<Example> {
+/// How exported rows are labelled: a strategy id's family, whether a category id is one of the
+/// guard's (others are left out of the label, so the category heads are not taught a name they do
+/// not have), and a leaf risk's guard intent (`None` leaves the intent heads unlabelled).
+#[allow(missing_debug_implementations, reason = "three closures")]
+pub struct Labels<'a> {
+    pub family: &'a dyn Fn(&str) -> Option<String>,
+    pub category_ok: &'a dyn Fn(&str) -> bool,
+    pub intent_of: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Training rows for the successful attempts of a campaign.
+pub fn training_rows(campaign: &str, attempts: &[AttemptRow], labels: &Labels<'_>) -> Vec<Example> {
     let mut rows = Vec::new();
     for row in attempts.iter().filter(|r| r.status == "done" && r.success == Some(true)) {
         let result = result_of(row);
@@ -61,7 +64,7 @@ pub fn training_rows(
         let mut techniques: Vec<String> = attack
             .strategies
             .iter()
-            .filter_map(|s| technique_of(s, &family(s).unwrap_or_default()))
+            .filter_map(|s| technique_of(s, &(labels.family)(s).unwrap_or_default()))
             .map(str::to_owned)
             .collect();
         techniques.sort();
@@ -70,12 +73,12 @@ pub fn training_rows(
             key: Some(format!("redteam:{campaign}:{}", row.id)),
             text: attack_text(&attack),
             verdict: Verdict::Unsafe,
-            categories: if category_ok(&row.category) {
+            categories: if (labels.category_ok)(&row.category) {
                 vec![row.category.clone()]
             } else {
                 Vec::new()
             },
-            intents: Vec::new(),
+            intents: (labels.intent_of)(&row.risk).into_iter().collect(),
             techniques,
             direction: "input".into(),
             group: format!("redteam:{}", row.strategy),

@@ -598,11 +598,20 @@ fn export_rows(args: &ExportArgs, config: &Config) -> anyhow::Result<()> {
     let families: std::collections::BTreeMap<&'static str, &'static str> =
         strategy::registry().iter().map(|s| (s.id(), s.family())).collect();
     let taxonomy = guard::Taxonomy::builtin()?;
+    let library = RiskLibrary::builtin()?;
     let rows = export::training_rows(
         &args.name,
         &attempts,
-        &|id| families.get(id).map(|f| (*f).to_owned()),
-        &|c| taxonomy.category_index(c).is_some(),
+        &export::Labels {
+            family: &|id| families.get(id).map(|f| (*f).to_owned()),
+            category_ok: &|c| taxonomy.category_index(c).is_some(),
+            intent_of: &|risk| {
+                library
+                    .get(risk)
+                    .map(|leaf| leaf.intent.clone())
+                    .filter(|i| taxonomy.intent_index(i).is_some())
+            },
+        },
     );
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

@@ -280,8 +280,15 @@ fn a_campaign_runs_to_the_end_and_reports_asr_by_strategy() {
         now.compare(&worse);
         assert!(now.diff.as_ref().unwrap().overall.significant);
 
-        let rows =
-            export::training_rows("c2", &attempts, &|_| Some("template".into()), &|c| c == "CRI");
+        let labels = export::Labels {
+            family: &|_| Some("template".into()),
+            category_ok: &|c| c == "CRI",
+            intent_of: &|risk| risk.contains("laundering").then(|| "money_laundering".to_owned()),
+        };
+        let rows = export::training_rows("c2", &attempts, &labels);
+        assert!(rows.iter().all(
+            |e| (e.intents == ["money_laundering"]) == e.categories.contains(&"CRI".to_owned())
+        ));
         assert_eq!(rows.len() as u64, wrap);
         assert!(
             rows.iter()
@@ -399,7 +406,10 @@ fn pair_refines_with_a_scripted_attacker_until_the_judges_call_success() {
         assert!(result.final_attack.unwrap().last_user().starts_with("You are my grandma"));
         assert_eq!(attacker.count(), 2);
         assert_eq!(target.count(), 2);
-        let rows = export::training_rows("c4", &attempts, &|_| None, &|_| true);
+        let labels =
+            export::Labels { family: &|_| None, category_ok: &|_| true, intent_of: &|_| None };
+        let rows = export::training_rows("c4", &attempts, &labels);
+        assert!(rows[0].intents.is_empty());
         assert_eq!(rows[0].techniques, ["multi_turn_escalation"]);
     });
 }

@@ -327,10 +327,53 @@ pub fn top_logprobs(logprobs: &[f32], n: usize) -> Vec<TokenLogprob> {
         .collect()
 }
 
+/// For each row of prompt logits, the log-probability of the token that follows it (`None` past the
+/// vocabulary) and the row's `top` most likely tokens, computed on all threads: evaluation scores every
+/// prompt row, ~150,000 logits each, and doing it one row at a time on the caller's thread left the workers
+/// idle between forward passes.
+pub fn score_rows(
+    rows: &[Vec<f32>],
+    next_tokens: &[u32],
+    top: usize,
+) -> Vec<(Option<f32>, Vec<TokenLogprob>)> {
+    use rayon::prelude::*;
+    rows.par_iter()
+        .zip(next_tokens)
+        .map(|(row, &token)| {
+            let log_z = log_sum_exp(row);
+            let logprob = |l: f32| (f64::from(l) - log_z) as f32;
+            let alternatives = top_tokens(row, top)
+                .into_iter()
+                .map(|(token, l)| TokenLogprob { token, logprob: logprob(l) })
+                .collect();
+            (row.get(token as usize).map(|&l| logprob(l)), alternatives)
+        })
+        .collect()
+}
+
+/// Below this many, [`top_tokens`] keeps a small sorted list while scanning instead of selecting from a
+/// copy of all values.
+const SCAN_TOP: usize = 32;
+
 /// The `n` largest values that are not NaN with their indices, largest first (ties: lower index first).
 fn top_tokens(values: &[f32], n: usize) -> Vec<(u32, f32)> {
     if n == 0 {
         return Vec::new();
+    }
+    if n <= SCAN_TOP {
+        // Most values fail the first comparison against the current n-th best, so one pass costs little
+        // more than reading the row.
+        let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+        for (i, &v) in values.iter().enumerate() {
+            if v.is_nan() || (best.len() == n && best.last().is_some_and(|&(_, low)| v <= low)) {
+                continue;
+            }
+            // Ties keep the earlier index first: insert after every value >= v.
+            let at = best.partition_point(|&(_, b)| b >= v);
+            best.insert(at, (i as u32, v));
+            best.truncate(n);
+        }
+        return best;
     }
     let mut all: Vec<(u32, f32)> = values
         .iter()
@@ -477,6 +520,46 @@ mod tests {
         check(3.5, Some(3 * PICK_BLOCK + 2));
         check(10.0, Some(3 * PICK_BLOCK + 2));
         assert_eq!(pick(&[0.0; 9], 0.0), None);
+    }
+
+    #[test]
+    fn top_tokens_scan_equals_a_full_sort() {
+        // Coarse values give many ties (lower index must come first); NaN is never listed; −∞ only when
+        // nothing better is left.
+        let mut values: Vec<f32> =
+            (0..5000u64).map(|i| ((i * 2_654_435_761) % 97) as f32 / 8.0).collect();
+        values[17] = f32::NAN;
+        values[4999] = f32::NEG_INFINITY;
+        let mut sorted: Vec<(u32, f32)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(i, &v)| (i as u32, v))
+            .collect();
+        sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for n in [1, 2, 5, 20, SCAN_TOP, SCAN_TOP + 1, 200] {
+            assert_eq!(top_tokens(&values, n), sorted[..n].to_vec(), "n = {n}");
+        }
+        assert_eq!(
+            top_tokens(&[f32::NEG_INFINITY, 1.0], 2),
+            vec![(1, 1.0), (0, f32::NEG_INFINITY)]
+        );
+        assert_eq!(top_tokens(&[f32::NAN], 3), Vec::new());
+    }
+
+    #[test]
+    fn scored_rows_match_log_softmax() {
+        let rows: Vec<Vec<f32>> = (0..6)
+            .map(|r| (0..1000).map(|i| ((i * 37 + r * 11) % 101) as f32 * 0.07).collect())
+            .collect();
+        let next = [3u32, 999, 0, 5000, 7, 8];
+        for ((lp, top), (row, &token)) in
+            score_rows(&rows, &next, 4).iter().zip(rows.iter().zip(&next))
+        {
+            let want = log_softmax(row);
+            assert_eq!(*lp, want.get(token as usize).copied());
+            assert_eq!(*top, top_logprobs(&want, 4));
+        }
     }
 
     #[test]

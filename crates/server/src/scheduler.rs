@@ -585,11 +585,7 @@ impl Scheduler {
                 if r.request.prompt_logprobs {
                     // Row j holds the logits after token from + j: it scores token from + j + 1.
                     let next = r.request.prompt.get(from + 1..).unwrap_or_default();
-                    for (token, row) in next.iter().zip(&output.rows) {
-                        let logprobs = sampling::log_softmax(row);
-                        let lp = logprobs.get(*token as usize).copied();
-                        r.scored.push((lp, sampling::top_logprobs(&logprobs, r.scored_top)));
-                    }
+                    r.scored.extend(sampling::score_rows(&output.rows, next, r.scored_top));
                 }
                 if r.prefilled < r.request.prompt.len() {
                     continue;

@@ -6,9 +6,11 @@
 //!
 //! - lexical: two `tsvector` columns hold the chunk's jieba tokens and CJK bigrams, made by our own
 //!   tokenisers in Rust (PostgreSQL has no Chinese parser, and pgserver bundles neither zhparser nor
-//!   pg_trgm) and stored as-is with `array_to_tsvector`; a query is an OR of its tokens, GIN-indexed and
-//!   ranked by `ts_rank` (term frequency with length normalisation; unlike tantivy's BM25 it has no
-//!   inverse document frequency);
+//!   pg_trgm) and stored as-is with `array_to_tsvector`; a `terms` table keeps each lexeme's document
+//!   frequency (updated in the ingest and delete transactions, which take turns on an advisory lock), so a
+//!   query drops common terms as the embedded one does and ranks the GIN-index matches of the rest by BM25
+//!   with term frequency 1 (a tsvector keeps each lexeme once) — on CMRC 2018 R@10 0.957, MRR@10 0.819,
+//!   against tantivy's 0.957 / 0.833;
 //! - vectors: a `vector(dim)` column with an HNSW index (`vector_ip_ops`: the vectors are unit length,
 //!   so inner product is cosine), queried with `ORDER BY embedding <#> q LIMIT n`;
 //! - filters (tenant, tags, `published_at`) are `WHERE` clauses on every list.
@@ -38,6 +40,56 @@ use crate::{
 /// Advisory lock taken while a schema is created or its vector column changed, so processes starting
 /// together do not race on the DDL.
 const SCHEMA_LOCK: i64 = 0x4b42_5343_4845_4d41;
+
+/// Rows of the `terms` table that hold, per field, the chunk count and the total lexeme count (BM25's
+/// N and average length); a real lexeme is never empty nor a space.
+const CHUNKS_ROW: &str = "";
+const LENGTH_ROW: &str = " ";
+
+/// Advisory lock every ingest or delete holds for its transaction: writers update shared term counts,
+/// so they take turns (readers never wait).
+const WRITE_LOCK: i64 = 0x4b42_5752_4954_4552;
+
+/// Subtracts a document's chunks from the term statistics (before they are deleted).
+async fn forget_terms(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    doc_id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    for field in [LexicalField::Jieba, LexicalField::Bigram] {
+        let col = field.name();
+        let sql = format!(
+            "UPDATE {s}.terms t SET df = t.df - x.c FROM (
+               SELECT u AS term, count(*) AS c FROM {s}.chunks, unnest(tsvector_to_array({col})) u
+                 WHERE doc_id = $1 GROUP BY u
+               UNION ALL SELECT '{CHUNKS_ROW}', count(*) FROM {s}.chunks WHERE doc_id = $1
+               UNION ALL SELECT '{LENGTH_ROW}', coalesce(sum(length({col})), 0) FROM {s}.chunks
+                 WHERE doc_id = $1) x
+             WHERE t.field = '{col}' AND t.term = x.term"
+        );
+        tx.execute(&sql, &[&doc_id]).await?;
+    }
+    Ok(())
+}
+
+/// Adds `counts` (term, chunks holding it) to the statistics of `field`.
+async fn add_terms(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    field: LexicalField,
+    counts: &HashMap<String, i64>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut sorted: Vec<(&String, &i64)> = counts.iter().collect();
+    sorted.sort();
+    let terms: Vec<&str> = sorted.iter().map(|(t, _)| t.as_str()).collect();
+    let dfs: Vec<i64> = sorted.iter().map(|(_, c)| **c).collect();
+    let sql = format!(
+        "INSERT INTO {s}.terms (field, term, df) SELECT $1, t, c FROM unnest($2::text[], $3::bigint[]) AS x(t, c)
+         ON CONFLICT (field, term) DO UPDATE SET df = terms.df + excluded.df"
+    );
+    tx.execute(&sql, &[&field.name(), &terms, &dfs]).await?;
+    Ok(())
+}
 
 /// How many candidates pgvector's HNSW scan keeps (its default, 40, is below the fusion depth).
 const EF_SEARCH: usize = 100;
@@ -214,7 +266,9 @@ impl PgKnowledgeBase {
              CREATE INDEX IF NOT EXISTS chunks_bigram ON {s}.chunks USING gin (bigram);
              CREATE INDEX IF NOT EXISTS chunks_tenant ON {s}.chunks (tenant, published_at);
              CREATE TABLE IF NOT EXISTS {s}.model (id INT PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,
-               dim INT NOT NULL, path TEXT);"
+               dim INT NOT NULL, path TEXT);
+             CREATE TABLE IF NOT EXISTS {s}.terms (field TEXT NOT NULL, term TEXT NOT NULL,
+               df BIGINT NOT NULL, PRIMARY KEY (field, term));"
         );
         let client = &mut self.client;
         let model = self.runtime.block_on(async {
@@ -340,6 +394,34 @@ impl PgKnowledgeBase {
         })
     }
 
+    /// Whether the term statistics match the chunks exactly (every term's document frequency, the chunk
+    /// count and the total length, per field): a consistency check for tests and operators.
+    pub fn terms_consistent(&self) -> Result<bool> {
+        let s = &self.schema;
+        for field in [LexicalField::Jieba, LexicalField::Bigram] {
+            let col = field.name();
+            let stored =
+                format!("SELECT term, df FROM {s}.terms WHERE field = '{col}' AND df <> 0");
+            let actual = format!(
+                "SELECT term, c FROM (
+                   SELECT u AS term, count(*) AS c FROM {s}.chunks, unnest(tsvector_to_array({col})) u
+                     GROUP BY u
+                   UNION ALL SELECT '{CHUNKS_ROW}', count(*) FROM {s}.chunks
+                   UNION ALL SELECT '{LENGTH_ROW}', coalesce(sum(length({col})), 0) FROM {s}.chunks
+                 ) x WHERE c <> 0"
+            );
+            let sql = format!(
+                "SELECT (SELECT count(*) FROM ({stored} EXCEPT {actual}) a)
+                      + (SELECT count(*) FROM ({actual} EXCEPT {stored}) b)"
+            );
+            let row = self.runtime.block_on(self.client.query_one(&sql, &[])).map_err(db_error)?;
+            if row.get::<_, i64>(0) != 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// How many chunks are searchable, and how many have a vector.
     pub fn counts(&self) -> Result<(u64, u64)> {
         let vectors = if self.model.is_some() { "count(embedding)" } else { "0::bigint" };
@@ -354,23 +436,68 @@ impl PgKnowledgeBase {
         query: &str,
         filters: &Filters,
         depth: usize,
+        common_term_share: f32,
     ) -> Result<Vec<(u64, f32)>, tokio_postgres::Error> {
         let tokens = lexemes(field, query);
         if tokens.is_empty() || depth == 0 {
             return Ok(Vec::new());
         }
         let column = field.name();
-        let (conditions, extra) = filter_sql(filters, 2);
+        let s = &self.schema;
+        // Document frequencies of the query's terms, the chunk count and the total length.
+        let mut wanted = tokens.clone();
+        wanted.extend([CHUNKS_ROW.to_owned(), LENGTH_ROW.to_owned()]);
+        let rows = self
+            .client
+            .query(
+                &format!("SELECT term, df FROM {s}.terms WHERE field = $1 AND term = ANY($2)"),
+                &[&column, &wanted],
+            )
+            .await?;
+        let stats: HashMap<String, i64> =
+            rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect();
+        let chunks = stats.get(CHUNKS_ROW).copied().unwrap_or(0).max(1) as f64;
+        let avg_len = stats.get(LENGTH_ROW).copied().unwrap_or(0).max(1) as f64 / chunks;
+        let present: Vec<(&String, f64)> = tokens
+            .iter()
+            .filter_map(|t| stats.get(t).filter(|df| **df > 0).map(|df| (t, *df as f64)))
+            .collect();
+        let limit = (f64::from(common_term_share) * chunks).max(1_000.0);
+        let mut terms: Vec<(&String, f64)> =
+            present.iter().copied().filter(|(_, df)| *df <= limit).collect();
+        if terms.is_empty() {
+            terms = present;
+        }
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // BM25 with k1 = 1.2, b = 0.75 and tf = 1 (the tsvector keeps each lexeme once): a matched term
+        // scores idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * length / average length)).
+        let mut score = String::new();
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        for (term, df) in &terms {
+            let idf = (1.0 + (chunks - df + 0.5) / (df + 0.5)).ln();
+            params.push(Box::new(any_of(std::slice::from_ref(*term))));
+            if !score.is_empty() {
+                score.push_str(" + ");
+            }
+            score.push_str(&format!(
+                "(CASE WHEN {column} @@ ${}::text::tsquery THEN {idf} ELSE 0 END)",
+                params.len()
+            ));
+        }
+        let all: Vec<String> = terms.iter().map(|(t, _)| (*t).clone()).collect();
+        params.push(Box::new(any_of(&all)));
+        let any = params.len();
+        let (conditions, extra) = filter_sql(filters, params.len() + 1);
+        params.extend(extra);
         let sql = format!(
-            "SELECT chunk_key, ts_rank({column}, q) AS rank
-             FROM {}.chunks, (SELECT $1::text::tsquery AS q) query
-             WHERE {column} @@ q{conditions} ORDER BY rank DESC, chunk_key LIMIT {depth}",
-            self.schema
+            "SELECT chunk_key, (({score}) * 2.2 / (1.0 + 1.2 * (0.25 + 0.75 * length({column}) / {avg_len})))::real
+               AS rank
+             FROM {s}.chunks WHERE {column} @@ ${any}::text::tsquery{conditions}
+             ORDER BY rank DESC, chunk_key LIMIT {depth}"
         );
-        let tsquery = any_of(&tokens);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tsquery];
-        params.extend(params_of(&extra));
-        let rows = self.client.query(&sql, &params).await?;
+        let rows = self.client.query(&sql, &params_of(&params)).await?;
         Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, f32>(1))).collect())
     }
 
@@ -418,7 +545,13 @@ impl PgKnowledgeBase {
         ] {
             if weight > 0.0 {
                 let items = self
-                    .lexical(field, &lexical, &request.filters, options.depth)
+                    .lexical(
+                        field,
+                        &lexical,
+                        &request.filters,
+                        options.depth,
+                        options.common_term_share,
+                    )
                     .await
                     .map_err(db_error)?;
                 lists.push(RankedList { name: field.name().to_owned(), weight, items });
@@ -490,9 +623,18 @@ impl KnowledgeStore for PgKnowledgeBase {
     }
 
     fn remove(&mut self, doc_id: &str) -> Result<()> {
-        let sql = format!("DELETE FROM {}.documents WHERE doc_id = $1", self.schema);
-        let n = self.runtime.block_on(self.client.execute(&sql, &[&doc_id])).map_err(db_error)?;
-        if n == 0 {
+        let s = &self.schema;
+        let client = &mut self.client;
+        let removed = self.runtime.block_on(async {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await?;
+            forget_terms(&tx, s, doc_id).await?;
+            let sql = format!("DELETE FROM {s}.documents WHERE doc_id = $1");
+            let n = tx.execute(&sql, &[&doc_id]).await?;
+            tx.commit().await?;
+            Ok::<_, tokio_postgres::Error>(n)
+        });
+        if removed.map_err(db_error)? == 0 {
             return Err(KnowledgeError::NotFound(doc_id.to_owned()));
         }
         Ok(())
@@ -543,12 +685,10 @@ async fn ingest(
     let mut report = IngestReport::default();
     let s = ctx.schema;
     let tx = client.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await.map_err(db_error)?;
+    let mut counts: [HashMap<String, i64>; 2] = [HashMap::new(), HashMap::new()];
     for doc in docs {
         let id = doc_id(&doc.source);
-        // Lock the document's row (or its id, when new) so two writers of one document serialise.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&id])
-            .await
-            .map_err(db_error)?;
         let previous = tx
             .query_opt(
                 &format!("SELECT {DOC_COLUMNS} FROM {s}.documents WHERE doc_id = $1"),
@@ -573,6 +713,9 @@ async fn ingest(
         let r = &prepared.record;
         let parents = serde_json::to_string(&prepared.parents)
             .map_err(|e| KnowledgeError::BadInput(e.to_string()))?;
+        if prepared.replaces {
+            forget_terms(&tx, s, &r.doc_id).await.map_err(db_error)?;
+        }
         tx.execute(&format!("DELETE FROM {s}.chunks WHERE doc_id = $1"), &[&r.doc_id])
             .await
             .map_err(db_error)?;
@@ -616,6 +759,13 @@ async fn ingest(
             let key = chunk_key(&chunk.chunk_id) as i64;
             let jieba = lexemes(LexicalField::Jieba, text);
             let bigram = lexemes(LexicalField::Bigram, text);
+            for (count, tokens) in counts.iter_mut().zip([&jieba, &bigram]) {
+                for token in tokens {
+                    *count.entry(token.clone()).or_insert(0) += 1;
+                }
+                *count.entry(CHUNKS_ROW.to_owned()).or_insert(0) += 1;
+                *count.entry(LENGTH_ROW.to_owned()).or_insert(0) += tokens.len() as i64;
+            }
             let (version, start, end) =
                 (chunk.version as i64, chunk.start as i64, chunk.end as i64);
             let literal = vectors.as_ref().and_then(|v| v.get(i)).map(|v| vector_literal(v));
@@ -641,6 +791,11 @@ async fn ingest(
             tx.execute(&insert, &params).await.map_err(db_error)?;
         }
         report.count(&prepared);
+    }
+    // One upsert per field for the whole batch: the count rows are hot, and updating them per document
+    // would grow their version chains within the transaction.
+    for (field, count) in [LexicalField::Jieba, LexicalField::Bigram].into_iter().zip(&counts) {
+        add_terms(&tx, s, field, count).await.map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)?;
     report.seconds = started.elapsed().as_secs_f64();

@@ -4,7 +4,8 @@
 //! its own schema, dropped first, so tests run in parallel and reruns start clean.
 //!
 //! Checked: ingest → unchanged re-ingest → update → delete with stable ids and versions; lexical search
-//! (jieba and bigram tsvectors) with tenant, tag and time filters; vector search through pgvector's HNSW
+//! (jieba and bigram tsvectors, BM25 from a term-statistics table that stays exact through updates,
+//! deletes and concurrent writers) with tenant, tag and time filters; vector search through pgvector's HNSW
 //! index (the plan uses it) fused by RRF with explicit weights; the same documents answer the same top hit
 //! as the embedded knowledge base; citations verify against the stored text; two connections (as two
 //! processes would) share one knowledge base.
@@ -107,7 +108,9 @@ fn ingest_update_delete_with_stable_ids() {
     let mut stale = hits[0].chunk.clone();
     stale.version = 1;
     assert!(!kb.verify(&stale).unwrap(), "an old version does not verify");
+    assert!(kb.terms_consistent().unwrap(), "term statistics follow an update");
     kb.remove(&id).unwrap();
+    assert!(kb.terms_consistent().unwrap(), "and a delete");
     assert!(kb.get(&id).unwrap().is_none());
     assert!(search(&kb, "逆回购", Filters::default()).is_empty(), "deletes are real");
     assert!(kb.remove(&id).unwrap_err().to_string().contains("no document"));
@@ -246,5 +249,69 @@ fn two_connections_share_one_knowledge_base() {
     let reports: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(reports.iter().map(|r| r.added.len()).sum::<usize>(), 1, "sse re-added once");
     assert_eq!(reader.list().unwrap().len(), 4);
+    assert!(
+        reader.terms_consistent().unwrap(),
+        "concurrent writers keep the term statistics exact"
+    );
     assert!(PgKnowledgeBase::connect(&url, "Bad-Name").unwrap_err().to_string().contains("schema"));
+}
+
+/// Retrieval quality and speed of the PostgreSQL lexical lists on CMRC 2018 dev (each ≤150-character chunk
+/// one document), beside the embedded base's: PostgreSQL ranks by `ts_rank`, which has no IDF. Prints
+/// figures; run with `cargo test -p knowledge --test it -- --ignored pg_cmrc2018 --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn pg_cmrc2018_retrieval() {
+    let Some(url) = url() else { return };
+    let Some(shared) = crate::shared_dir() else {
+        println!("skipped: ../shared is absent");
+        return;
+    };
+    let set =
+        knowledge::eval::load_squad(&shared.join("data/retrieval/cmrc2018/cmrc2018_dev.json"), 150)
+            .unwrap();
+    let mut kb = fresh(&url, "kbtest_cmrc");
+    let docs: Vec<SourceDoc> = set
+        .chunks
+        .iter()
+        .map(|(id, body)| SourceDoc {
+            source: id.clone(),
+            text: body.clone(),
+            ..SourceDoc::default()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let report = kb.add_docs(docs, &AddOptions::default()).unwrap();
+    let ingest_s = started.elapsed().as_secs_f64();
+    let (mut hits1, mut hits10, mut mrr) = (0usize, 0usize, 0f64);
+    let started = std::time::Instant::now();
+    let mut latencies = Vec::new();
+    for q in &set.queries {
+        let began = std::time::Instant::now();
+        let request =
+            SearchRequest { query: q.question.clone(), k: 10, ..SearchRequest::default() };
+        let found = kb.search(&request).unwrap();
+        latencies.push(began.elapsed().as_secs_f64() * 1e3);
+        let gold = knowledge::kb::doc_id(&q.gold);
+        if let Some(rank) = found.iter().position(|h| h.chunk.doc_id == gold) {
+            hits10 += 1;
+            hits1 += usize::from(rank == 0);
+            mrr += 1.0 / (rank as f64 + 1.0);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let n = set.queries.len() as f64;
+    println!(
+        "PostgreSQL, {} chunks ({} ingested in {ingest_s:.1} s), {} queries on 1 connection: R@1 {:.4} \
+         R@10 {:.4} MRR@10 {:.4}; p50 {:.2} ms, p99 {:.2} ms, {:.0} q/s",
+        set.chunks.len(),
+        report.chunks,
+        set.queries.len(),
+        hits1 as f64 / n,
+        hits10 as f64 / n,
+        mrr / n,
+        knowledge::eval::quantile(&mut latencies.clone(), 0.5),
+        knowledge::eval::quantile(&mut latencies, 0.99),
+        n / seconds
+    );
 }

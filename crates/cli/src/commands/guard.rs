@@ -217,12 +217,11 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let lexicon = guard::lexicon::Lexicon::builtin(&taxonomy)?;
     let (mut corpus, warnings) = Corpus::load(&data, &taxonomy)?;
     for file in &args.extra {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let e: Example = serde_json::from_str(line).with_context(|| {
-                format!("{}:{}: not a labelled example", file.display(), i + 1)
-            })?;
+            let e: Example = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a labelled example", file.display(), i + 1))?;
             corpus.examples.push(e);
         }
     }

@@ -130,6 +130,28 @@ pub trait KnowledgeStore {
     fn list(&self) -> Result<Vec<DocRecord>>;
     /// Hybrid search with filters.
     fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>>;
+    /// Counts and sizes.
+    fn stats(&self) -> Result<KbStats>;
+
+    /// Whether the store can no longer answer and must be opened again (a PostgreSQL connection that
+    /// the server closed); the embedded base never is.
+    fn is_broken(&self) -> bool {
+        false
+    }
+
+    /// Checks the citations of a model's `answer` to the `passages` it was given (see [`crate::cite`]):
+    /// each cited passage must be the stored text of its document's current version and support the
+    /// sentence that cites it.
+    fn ground(&self, answer: &str, passages: &[ScoredChunk]) -> crate::cite::GroundedAnswer {
+        let lookup = |chunk: &ChunkRecord| -> Option<String> {
+            let record = self.get(&chunk.doc_id).ok().flatten()?;
+            if record.version != chunk.version {
+                return None;
+            }
+            self.text(&chunk.doc_id).ok().flatten()
+        };
+        crate::cite::ground(answer, passages, &lookup, crate::cite::MIN_SUPPORT)
+    }
 
     /// Checks that a chunk's body is, verbatim, the stored text of its document's current version at its
     /// span (what a citation check does before a citation is returned).
@@ -171,6 +193,10 @@ impl KnowledgeStore for KnowledgeBase {
 
     fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
         KnowledgeBase::search(self, request)
+    }
+
+    fn stats(&self) -> Result<KbStats> {
+        KnowledgeBase::stats(self)
     }
 }
 
@@ -480,18 +506,9 @@ impl KnowledgeBase {
         KnowledgeStore::verify(self, chunk)
     }
 
-    /// Checks the citations of a model's `answer` to the `passages` it was given (see [`crate::cite`]):
-    /// each cited passage must be the stored text of its document's current version and support the
-    /// sentence that cites it.
+    /// See [`KnowledgeStore::ground`].
     pub fn ground(&self, answer: &str, passages: &[ScoredChunk]) -> crate::cite::GroundedAnswer {
-        let lookup = |chunk: &ChunkRecord| -> Option<String> {
-            let record = self.store.get(&chunk.doc_id).ok().flatten()?;
-            if record.version != chunk.version {
-                return None;
-            }
-            self.store.text(&chunk.doc_id).ok().flatten()
-        };
-        crate::cite::ground(answer, passages, &lookup, crate::cite::MIN_SUPPORT)
+        KnowledgeStore::ground(self, answer, passages)
     }
 
     /// Counts and sizes.

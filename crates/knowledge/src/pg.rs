@@ -19,7 +19,7 @@
 //! tokio-postgres on a private current-thread runtime, so call it from a plain thread (or
 //! `spawn_blocking`), never from inside an async task.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use tokio_postgres::{Client, NoTls, Row, types::ToSql};
 
@@ -91,6 +91,9 @@ async fn add_terms(
     Ok(())
 }
 
+/// One ranked list of a search, or none when its weight is 0.
+type ListResult = std::result::Result<Option<RankedList>, tokio_postgres::Error>;
+
 /// How many candidates pgvector's HNSW scan keeps (its default, 40, is below the fusion depth).
 const EF_SEARCH: usize = 100;
 
@@ -99,9 +102,16 @@ const EF_SEARCH: usize = 100;
 pub struct PgKnowledgeBase {
     runtime: tokio::runtime::Runtime,
     client: Client,
+    /// Where it connected, for [`PgKnowledgeBase::connect_again`].
+    url: String,
     schema: String,
     model: Option<VectorModel>,
-    embedder: Option<Box<dyn Embedder>>,
+    embedder: Option<Arc<dyn Embedder>>,
+    /// Search statements prepared on this connection, by their SQL: parsing and planning them again
+    /// for every query cost more than running some of them.
+    statements: std::sync::Mutex<HashMap<String, tokio_postgres::Statement>>,
+    /// The `hnsw.ef_search` this connection's session has (0: not set yet).
+    ef_search: std::sync::atomic::AtomicUsize,
     /// How documents are chunked.
     pub chunking: ChunkConfig,
     /// How document text is cleaned before chunking.
@@ -219,6 +229,23 @@ impl PgKnowledgeBase {
     /// Connects to `url` (`postgres://user:pass@host:port/db`) and opens (creating) the knowledge base in
     /// `schema`. The database needs the `vector` extension available (pgvector).
     pub fn connect(url: &str, schema: &str) -> Result<Self> {
+        let mut kb = Self::connection(url, schema)?;
+        kb.create_schema()?;
+        Ok(kb)
+    }
+
+    /// A second connection to the same knowledge base, sharing the attached embedding model (no second
+    /// copy of its weights): a server's connection pool, or the replacement of a closed connection.
+    pub fn connect_again(&self) -> Result<Self> {
+        let mut kb = Self::connection(&self.url, &self.schema)?;
+        kb.model = self.model.clone();
+        kb.embedder = self.embedder.clone();
+        kb.chunking = self.chunking;
+        kb.cleaning = self.cleaning.clone();
+        Ok(kb)
+    }
+
+    fn connection(url: &str, schema: &str) -> Result<Self> {
         let schema = checked_schema(schema)?.to_owned();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -233,17 +260,18 @@ impl PgKnowledgeBase {
             Ok::<_, tokio_postgres::Error>(client)
         });
         let client = client.map_err(db_error)?;
-        let mut kb = PgKnowledgeBase {
+        Ok(PgKnowledgeBase {
             runtime,
             client,
+            url: url.to_owned(),
+            statements: std::sync::Mutex::default(),
+            ef_search: std::sync::atomic::AtomicUsize::new(0),
             schema,
             model: None,
             embedder: None,
             chunking: ChunkConfig::default(),
             cleaning: CleanConfig::mappers_only(),
-        };
-        kb.create_schema()?;
-        Ok(kb)
+        })
     }
 
     fn create_schema(&mut self) -> Result<()> {
@@ -260,7 +288,17 @@ impl PgKnowledgeBase {
                doc_id TEXT NOT NULL REFERENCES {s}.documents (doc_id) ON DELETE CASCADE,
                version BIGINT NOT NULL, title TEXT NOT NULL, heading TEXT NOT NULL, body TEXT NOT NULL,
                start_char BIGINT NOT NULL, end_char BIGINT NOT NULL, published_at BIGINT,
-               tags TEXT[] NOT NULL, tenant TEXT NOT NULL, jieba TSVECTOR NOT NULL, bigram TSVECTOR NOT NULL);
+               tags TEXT[] NOT NULL, tenant TEXT NOT NULL, jieba TSVECTOR NOT NULL, bigram TSVECTOR NOT NULL,
+               jieba_len INT GENERATED ALWAYS AS (length(jieba)) STORED,
+               bigram_len INT GENERATED ALWAYS AS (length(bigram)) STORED);
+             DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '{s}'
+                              AND table_name = 'chunks' AND column_name = 'bigram_len') THEN
+                 ALTER TABLE {s}.chunks
+                   ADD COLUMN jieba_len INT GENERATED ALWAYS AS (length(jieba)) STORED,
+                   ADD COLUMN bigram_len INT GENERATED ALWAYS AS (length(bigram)) STORED;
+               END IF;
+             END $$;
              CREATE INDEX IF NOT EXISTS chunks_doc ON {s}.chunks (doc_id);
              CREATE INDEX IF NOT EXISTS chunks_jieba ON {s}.chunks USING gin (jieba);
              CREATE INDEX IF NOT EXISTS chunks_bigram ON {s}.chunks USING gin (bigram);
@@ -287,6 +325,29 @@ impl PgKnowledgeBase {
         Ok(())
     }
 
+    /// `sql` prepared on this connection (once; then from the cache).
+    async fn prepared(
+        &self,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sql)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare(sql).await?;
+        let mut cache = self.statements.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
     /// The schema this knowledge base lives in.
     pub fn schema(&self) -> &str {
         &self.schema
@@ -310,7 +371,7 @@ impl PgKnowledgeBase {
         let model =
             VectorModel { name: embedder.name().to_owned(), dim: embedder.dim(), path: None };
         let same = self.model.as_ref().is_some_and(|m| m.name == model.name && m.dim == model.dim);
-        self.embedder = Some(embedder);
+        self.embedder = Some(Arc::from(embedder));
         if same {
             return Ok(false);
         }
@@ -447,13 +508,12 @@ impl PgKnowledgeBase {
         // Document frequencies of the query's terms, the chunk count and the total length.
         let mut wanted = tokens.clone();
         wanted.extend([CHUNKS_ROW.to_owned(), LENGTH_ROW.to_owned()]);
-        let rows = self
-            .client
-            .query(
-                &format!("SELECT term, df FROM {s}.terms WHERE field = $1 AND term = ANY($2)"),
-                &[&column, &wanted],
-            )
+        let statement = self
+            .prepared(&format!(
+                "SELECT term, df FROM {s}.terms WHERE field = $1 AND term = ANY($2)"
+            ))
             .await?;
+        let rows = self.client.query(&statement, &[&column, &wanted]).await?;
         let stats: HashMap<String, i64> =
             rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect();
         let chunks = stats.get(CHUNKS_ROW).copied().unwrap_or(0).max(1) as f64;
@@ -472,32 +532,27 @@ impl PgKnowledgeBase {
             return Ok(Vec::new());
         }
         // BM25 with k1 = 1.2, b = 0.75 and tf = 1 (the tsvector keeps each lexeme once): a matched term
-        // scores idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * length / average length)).
-        let mut score = String::new();
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        for (term, df) in &terms {
-            let idf = (1.0 + (chunks - df + 0.5) / (df + 0.5)).ln();
-            params.push(Box::new(any_of(std::slice::from_ref(*term))));
-            if !score.is_empty() {
-                score.push_str(" + ");
-            }
-            score.push_str(&format!(
-                "(CASE WHEN {column} @@ ${}::text::tsquery THEN {idf} ELSE 0 END)",
-                params.len()
-            ));
-        }
-        let all: Vec<String> = terms.iter().map(|(t, _)| (*t).clone()).collect();
-        params.push(Box::new(any_of(&all)));
-        let any = params.len();
+        // scores idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * length / average length)). One GIN bitmap scan per
+        // term (joined from the list of terms), summed per chunk: the tsvectors themselves are never
+        // read back (they are TOASTed; testing each term against each matched row's tsvector cost 4x
+        // more), the stored length column normalises.
+        let queries: Vec<String> =
+            terms.iter().map(|(t, _)| any_of(std::slice::from_ref(*t))).collect();
+        let idfs: Vec<f64> =
+            terms.iter().map(|(_, df)| (1.0 + (chunks - df + 0.5) / (df + 0.5)).ln()).collect();
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(queries), Box::new(idfs), Box::new(avg_len)];
         let (conditions, extra) = filter_sql(filters, params.len() + 1);
         params.extend(extra);
         let sql = format!(
-            "SELECT chunk_key, (({score}) * 2.2 / (1.0 + 1.2 * (0.25 + 0.75 * length({column}) / {avg_len})))::real
+            "SELECT chunk_key, (sum(q.idf) * 2.2 / (1.0 + 1.2 * (0.25 + 0.75 * {column}_len / $3::float8)))::real
                AS rank
-             FROM {s}.chunks WHERE {column} @@ ${any}::text::tsquery{conditions}
-             ORDER BY rank DESC, chunk_key LIMIT {depth}"
+             FROM unnest($1::text[], $2::float8[]) AS q(query, idf)
+             JOIN {s}.chunks ON {column} @@ q.query::tsquery{conditions}
+             GROUP BY chunk_key, {column}_len ORDER BY rank DESC, chunk_key LIMIT {depth}"
         );
-        let rows = self.client.query(&sql, &params_of(&params)).await?;
+        let statement = self.prepared(&sql).await?;
+        let rows = self.client.query(&statement, &params_of(&params)).await?;
         Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, f32>(1))).collect())
     }
 
@@ -516,10 +571,12 @@ impl PgKnowledgeBase {
         let literal = vector_literal(vector);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&literal];
         params.extend(params_of(&extra));
-        self.client
-            .batch_execute(&format!("SET hnsw.ef_search = {}", EF_SEARCH.max(depth)))
-            .await?;
-        let rows = self.client.query(&sql, &params).await?;
+        let ef_search = EF_SEARCH.max(depth);
+        if self.ef_search.swap(ef_search, std::sync::atomic::Ordering::Relaxed) != ef_search {
+            self.client.batch_execute(&format!("SET hnsw.ef_search = {ef_search}")).await?;
+        }
+        let statement = self.prepared(&sql).await?;
+        let rows = self.client.query(&statement, &params).await?;
         Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, f64>(1) as f32)).collect())
     }
 
@@ -538,40 +595,44 @@ impl PgKnowledgeBase {
     async fn search_async(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
         let options = &request.options;
         let lexical = lexical_query(&request.query, options);
-        let mut lists = Vec::new();
-        for (field, weight) in [
-            (LexicalField::Jieba, options.jieba_weight),
-            (LexicalField::Bigram, options.bigram_weight),
-        ] {
-            if weight > 0.0 {
+        let query_vector = match (&self.embedder, &self.model, options.vector_weight > 0.0) {
+            (Some(embedder), Some(_), true) => {
+                embedder.embed(&[&request.query])?.into_iter().next()
+            }
+            _ => None,
+        };
+        // The lists' queries are pipelined on the one connection: one round trip's wait, not three.
+        let lexical_list = |field: LexicalField, weight: f32| {
+            let lexical = &lexical;
+            async move {
+                if weight <= 0.0 {
+                    return Ok(None);
+                }
                 let items = self
                     .lexical(
                         field,
-                        &lexical,
+                        lexical,
                         &request.filters,
                         options.depth,
                         options.common_term_share,
                     )
-                    .await
-                    .map_err(db_error)?;
-                lists.push(RankedList { name: field.name().to_owned(), weight, items });
+                    .await?;
+                Ok(Some(RankedList { name: field.name().to_owned(), weight, items }))
             }
-        }
-        if let (Some(embedder), Some(_), true) =
-            (&self.embedder, &self.model, options.vector_weight > 0.0)
-        {
-            let vectors = embedder.embed(&[&request.query])?;
-            if let Some(vector) = vectors.first() {
-                let items = self
-                    .nearest(vector, &request.filters, options.depth)
-                    .await
-                    .map_err(db_error)?;
-                lists.push(RankedList {
-                    name: "vector".to_owned(),
-                    weight: options.vector_weight,
-                    items,
-                });
-            }
+        };
+        let vector_list = async {
+            let Some(vector) = &query_vector else { return Ok(None) };
+            let items = self.nearest(vector, &request.filters, options.depth).await?;
+            Ok(Some(RankedList { name: "vector".to_owned(), weight: options.vector_weight, items }))
+        };
+        let (jieba, bigram, vector): (ListResult, ListResult, ListResult) = tokio::join!(
+            lexical_list(LexicalField::Jieba, options.jieba_weight),
+            lexical_list(LexicalField::Bigram, options.bigram_weight),
+            vector_list
+        );
+        let mut lists = Vec::new();
+        for list in [jieba, bigram, vector] {
+            lists.extend(list.map_err(db_error)?);
         }
         // Load every candidate the fusion may return in one query, then fuse as the embedded path does.
         let wanted = if options.freshness.is_some() { request.k * 4 } else { request.k };
@@ -582,17 +643,10 @@ impl PgKnowledgeBase {
             .take(wanted)
             .map(|(key, _)| key as i64)
             .collect();
-        let rows = self
-            .client
-            .query(
-                &format!(
-                    "SELECT {CHUNK_COLUMNS} FROM {}.chunks WHERE chunk_key = ANY($1)",
-                    self.schema
-                ),
-                &[&keys],
-            )
-            .await
-            .map_err(db_error)?;
+        let load =
+            format!("SELECT {CHUNK_COLUMNS} FROM {}.chunks WHERE chunk_key = ANY($1)", self.schema);
+        let statement = self.prepared(&load).await.map_err(db_error)?;
+        let rows = self.client.query(&statement, &[&keys]).await.map_err(db_error)?;
         let mut loaded: HashMap<u64, ChunkRecord> =
             rows.iter().map(|r| (r.get::<_, i64>(0) as u64, row_to_chunk(r))).collect();
         fuse_and_load(&lists, request.k, options, &mut |key| Ok(loaded.remove(&key)))
@@ -662,6 +716,14 @@ impl KnowledgeStore for PgKnowledgeBase {
 
     fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
         self.runtime.block_on(self.search_async(request))
+    }
+
+    fn stats(&self) -> Result<KbStats> {
+        PgKnowledgeBase::stats(self)
+    }
+
+    fn is_broken(&self) -> bool {
+        self.client.is_closed()
     }
 }
 

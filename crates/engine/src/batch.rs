@@ -10,6 +10,7 @@ use candle_core::Tensor;
 use crate::error::{EngineError, Result};
 use crate::kv_cache::{KvCache, SeqId, Slot};
 use crate::model::CausalLm;
+use crate::moe::Routes;
 
 /// Which logits a chunk wants back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,25 @@ pub fn step(
     cache: &mut KvCache,
     chunks: &[SeqChunk<'_>],
 ) -> Result<Vec<ChunkLogits>> {
+    run_step(model, cache, chunks, None)
+}
+
+/// [`step`] that also records the mixture-of-experts routing of every token (see [`CausalLm::forward_traced`]).
+pub fn step_traced(
+    model: &dyn CausalLm,
+    cache: &mut KvCache,
+    chunks: &[SeqChunk<'_>],
+    routes: &mut Routes,
+) -> Result<Vec<ChunkLogits>> {
+    run_step(model, cache, chunks, Some(routes))
+}
+
+fn run_step(
+    model: &dyn CausalLm,
+    cache: &mut KvCache,
+    chunks: &[SeqChunk<'_>],
+    routes: Option<&mut Routes>,
+) -> Result<Vec<ChunkLogits>> {
     let vocab = model.config().vocab_size;
     let mut seen = HashSet::new();
     for c in chunks {
@@ -93,7 +113,10 @@ pub fn step(
     let mut reserved: Vec<(SeqId, usize)> = Vec::with_capacity(chunks.len());
     let result = reserve_all(cache, chunks, &mut reserved).and_then(|starts| {
         let batch = layout(cache, chunks, &starts)?;
-        let logits = model.forward(&batch, cache)?;
+        let logits = match routes {
+            Some(routes) => model.forward_traced(&batch, cache, routes)?,
+            None => model.forward(&batch, cache)?,
+        };
         split(chunks, &starts, &logits)
     });
     if result.is_err() {

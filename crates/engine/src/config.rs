@@ -15,6 +15,10 @@ pub enum Architecture {
     Llama,
     /// Qwen2/2.5 (`Qwen2ForCausalLM`, GGUF `qwen2`): QKV bias, often tied embeddings.
     Qwen2,
+    /// Ant's Bailing MoE v1 (`BailingMoeForCausalLM`, GGUF `bailingmoe`: Ling-lite, Ling-plus).
+    BailingMoe,
+    /// Ant's Bailing MoE v2 (`BailingMoeV2ForCausalLM`, GGUF `bailingmoe2`: Ling-mini-2.0, Ling-flash-2.0).
+    BailingMoe2,
 }
 
 impl Architecture {
@@ -23,6 +27,10 @@ impl Architecture {
         match name {
             "llama" | "LlamaForCausalLM" => Ok(Architecture::Llama),
             "qwen2" | "Qwen2ForCausalLM" => Ok(Architecture::Qwen2),
+            "bailingmoe" | "bailing_moe" | "BailingMoeForCausalLM" => Ok(Architecture::BailingMoe),
+            "bailingmoe2" | "bailing_moe_v2" | "bailing_moe2" | "BailingMoeV2ForCausalLM" => {
+                Ok(Architecture::BailingMoe2)
+            }
             other => Err(EngineError::UnsupportedArchitecture(other.to_owned())),
         }
     }
@@ -32,8 +40,44 @@ impl Architecture {
         match self {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
+            Architecture::BailingMoe => "bailingmoe",
+            Architecture::BailingMoe2 => "bailingmoe2",
         }
     }
+}
+
+/// How a router turns its logits into expert scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gating {
+    /// Softmax over all experts (Mixtral, Bailing v1).
+    Softmax,
+    /// An independent sigmoid per expert (DeepSeek-V3, Bailing v2).
+    Sigmoid,
+}
+
+/// The mixture-of-experts part of a configuration: which layers route, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeConfig {
+    /// Routed experts per MoE layer.
+    pub n_experts: usize,
+    /// Experts each token is sent to (top-k).
+    pub n_experts_used: usize,
+    /// Always-on shared experts (their MLPs are fused into one of `n_shared * expert_intermediate` width).
+    pub n_shared_experts: usize,
+    /// Inner width of one routed expert.
+    pub expert_intermediate_size: usize,
+    /// Leading layers that keep a dense MLP of `intermediate_size` (`first_k_dense_replace`).
+    pub first_dense_layers: usize,
+    /// Router score function.
+    pub gating: Gating,
+    /// Expert groups for group-limited routing (1 = no grouping).
+    pub n_groups: usize,
+    /// Groups a token may pick experts from.
+    pub groups_used: usize,
+    /// Whether the chosen experts' weights are renormalised to sum to one.
+    pub norm_topk_prob: bool,
+    /// Factor applied to the routed experts' weights after renormalisation.
+    pub routed_scaling_factor: f32,
 }
 
 /// How rotary position embeddings pair up the dimensions of a head.
@@ -127,6 +171,10 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// End-of-sequence tokens.
     pub eos_token_ids: Vec<u32>,
+    /// Mixture-of-experts layout (`None` for dense models).
+    pub moe: Option<MoeConfig>,
+    /// Whether each head's queries and keys go through an RMSNorm before RoPE.
+    pub qk_norm: bool,
 }
 
 impl ModelConfig {
@@ -150,6 +198,28 @@ impl ModelConfig {
         }
         if self.vocab_size == 0 || self.hidden_size == 0 || self.max_position == 0 {
             return bad("zero vocabulary, hidden size or context".to_owned());
+        }
+        if let Some(m) = &self.moe {
+            if m.n_experts == 0 || m.n_experts_used == 0 || m.n_experts_used > m.n_experts {
+                return bad(format!(
+                    "{} experts used of {}: need 1 ≤ used ≤ experts",
+                    m.n_experts_used, m.n_experts
+                ));
+            }
+            if m.expert_intermediate_size == 0 {
+                return bad("zero expert intermediate size".to_owned());
+            }
+            if m.n_groups == 0
+                || !m.n_experts.is_multiple_of(m.n_groups)
+                || m.groups_used == 0
+                || m.groups_used > m.n_groups
+                || m.groups_used * (m.n_experts / m.n_groups) < m.n_experts_used
+            {
+                return bad(format!(
+                    "{} expert groups ({} used) cannot route {} of {} experts",
+                    m.n_groups, m.groups_used, m.n_experts_used, m.n_experts
+                ));
+            }
         }
         Ok(())
     }
@@ -206,10 +276,53 @@ impl ModelConfig {
                 )));
             }
         };
+        // llama.cpp's converter permutes Q/K rows for the interleaved (NORM) rope of `llama` and `bailingmoe`;
+        // the others keep the HF layout and rotate halves (NEOX).
         let style = match arch {
-            Architecture::Llama => RopeStyle::Interleaved,
-            Architecture::Qwen2 => RopeStyle::NeoX,
+            Architecture::Llama | Architecture::BailingMoe => RopeStyle::Interleaved,
+            Architecture::Qwen2 | Architecture::BailingMoe2 => RopeStyle::NeoX,
         };
+        let moe = match get_usize("expert_count")? {
+            None | Some(0) => None,
+            Some(n_experts) => {
+                let expert_ff = req("expert_feed_forward_length")?;
+                // llama.cpp's gating enum: 1 = softmax, 2 = sigmoid; v1 files carry no key (softmax).
+                let gating = match get_usize("expert_gating_func")? {
+                    None | Some(1) => Gating::Softmax,
+                    Some(2) => Gating::Sigmoid,
+                    Some(other) => {
+                        return Err(EngineError::Config(format!(
+                            "unsupported {p}.expert_gating_func {other}"
+                        )));
+                    }
+                };
+                let n_groups = get_usize("expert_group_count")?.unwrap_or(1).max(1);
+                Some(MoeConfig {
+                    n_experts,
+                    n_experts_used: req("expert_used_count")?,
+                    n_shared_experts: get_usize("expert_shared_count")?.unwrap_or(0),
+                    expert_intermediate_size: expert_ff,
+                    first_dense_layers: get_usize("leading_dense_block_count")?.unwrap_or(0),
+                    gating,
+                    n_groups,
+                    groups_used: get_usize("expert_group_used_count")?
+                        .filter(|_| n_groups > 1)
+                        .unwrap_or(n_groups),
+                    norm_topk_prob: match file.meta(&format!("{p}.expert_weights_norm")) {
+                        Some(Value::Bool(b)) => *b,
+                        _ => false,
+                    },
+                    routed_scaling_factor: get_f32("expert_weights_scale")
+                        .filter(|s| *s != 0.0)
+                        .unwrap_or(1.0),
+                })
+            }
+        };
+        // Multi-token-prediction layers sit after the decoder layers and are not run for plain decoding.
+        let nextn = get_usize("nextn_predict_layers")?.unwrap_or(0);
+        let n_layers = req("block_count")?.checked_sub(nextn).ok_or_else(|| {
+            EngineError::Config(format!("{p}.nextn_predict_layers exceeds the block count"))
+        })?;
         let vocab_size = match get_usize("vocab_size")? {
             Some(v) => v,
             None => match file.meta("tokenizer.ggml.tokens") {
@@ -228,8 +341,12 @@ impl ModelConfig {
             arch,
             vocab_size,
             hidden_size,
-            intermediate_size: req("feed_forward_length")?,
-            n_layers: req("block_count")?,
+            intermediate_size: match &moe {
+                // An all-MoE file may leave the dense width out.
+                Some(_) => get_usize("feed_forward_length")?.unwrap_or(0),
+                None => req("feed_forward_length")?,
+            },
+            n_layers,
             n_heads,
             n_kv_heads,
             head_dim,
@@ -245,6 +362,8 @@ impl ModelConfig {
             attention_bias: file.has_tensor("blk.0.attn_q.bias"),
             bos_token_id: token("tokenizer.ggml.bos_token_id"),
             eos_token_ids: token("tokenizer.ggml.eos_token_id").into_iter().collect(),
+            moe,
+            qk_norm: file.has_tensor("blk.0.attn_q_norm.weight"),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -458,6 +577,8 @@ impl HfDecoderConfig {
             attention_bias: d.attention_bias,
             bos_token_id: self.bos_token_id,
             eos_token_ids: self.eos_token_id.as_ref().map(HfTokenIds::to_vec).unwrap_or_default(),
+            moe: None,
+            qk_norm: false,
         };
         cfg.validate()?;
         Ok(cfg)

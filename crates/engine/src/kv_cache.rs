@@ -359,6 +359,8 @@ mod tests {
             attention_bias: false,
             bos_token_id: None,
             eos_token_ids: vec![],
+            moe: None,
+            qk_norm: false,
         };
         let bytes = KvCache::bytes_per_token(&model) * 4 * blocks;
         KvCache::new(&model, &KvCacheConfig { block_size: 4, max_bytes: bytes, max_context: 100 })

@@ -7,6 +7,7 @@ use crate::batch::StepBatch;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kv_cache::{KvGeometry, LayerKv};
+use crate::moe::Routes;
 use crate::rope::{Rope, RopeTables};
 use crate::weights::{Linear, StackedLinear, Weights};
 
@@ -91,6 +92,8 @@ impl SwiGluMlp {
 pub struct Attention {
     qkv: StackedLinear,
     o: Linear,
+    /// Per-head RMSNorm of queries and keys before RoPE (Bailing v2, Qwen3).
+    qk_norm: Option<(RmsNorm, RmsNorm)>,
     n_heads: usize,
     n_kv_heads: usize,
     head_dim: usize,
@@ -108,10 +111,34 @@ impl Attention {
                 w.linear(&format!("{prefix}.v_proj"), nkv * hd, h, bias)?,
             ]),
             o: w.linear(&format!("{prefix}.o_proj"), h, nh * hd, false)?,
+            qk_norm: None,
             n_heads: nh,
             n_kv_heads: nkv,
             head_dim: hd,
         })
+    }
+
+    /// Builds the layer from projections loaded elsewhere: `qkv` yields Q, K and V in that order (separate
+    /// matrices or one fused), `qk_norm` holds the query and key norms of width `head_dim` when the model has them.
+    pub fn from_parts(
+        qkv: StackedLinear,
+        o: Linear,
+        qk_norm: Option<(RmsNorm, RmsNorm)>,
+        cfg: &ModelConfig,
+    ) -> Attention {
+        Attention {
+            qkv,
+            o,
+            qk_norm,
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: cfg.head_dim,
+        }
+    }
+
+    /// Bytes of weights one decode step reads.
+    pub fn weight_bytes(&self) -> usize {
+        self.qkv.weight_bytes() + self.o.weight_bytes()
     }
 
     /// Attends every token of the step to its own sequence's cached context (including the step's own tokens).
@@ -124,6 +151,11 @@ impl Attention {
             .forward(x, n)?
             .try_into()
             .map_err(|_| EngineError::Config("internal: QKV stack lost a part".to_owned()))?;
+        if let Some((q_norm, k_norm)) = &self.qk_norm {
+            // The norms' width is one head, so normalising the rows normalises every head separately.
+            q = q_norm.forward(&q);
+            k = k_norm.forward(&k);
+        }
         rope.apply(&mut q, nh, hd, tables);
         rope.apply(&mut k, nkv, hd, tables);
         let row = nkv * hd;
@@ -185,11 +217,42 @@ pub fn add_assign(x: &mut [f32], h: &[f32]) {
     x.iter_mut().zip(h).for_each(|(x, h)| *x += h);
 }
 
-impl DenseBlock {
-    /// Bytes of weights one decode step reads from this block.
+impl SwiGluMlp {
+    /// Bytes of weights one decode step reads.
     pub fn weight_bytes(&self) -> usize {
-        let (a, m) = (&self.attn, &self.mlp);
-        a.qkv.weight_bytes() + a.o.weight_bytes() + m.gate_up.weight_bytes() + m.down.weight_bytes()
+        self.gate_up.weight_bytes() + self.down.weight_bytes()
+    }
+}
+
+/// A decoder layer as the shared stack sees it: it updates the residual stream of a step in place.
+pub trait Block: Send + Sync + std::fmt::Debug {
+    /// Runs the layer on the step's hidden states `[tokens, hidden]`, writing its K/V into `kv`. A mixture-of-
+    /// experts layer appends its routing to `routes` when asked.
+    fn forward(
+        &self,
+        x: &mut [f32],
+        step: &StepContext<'_>,
+        kv: &mut LayerKv,
+        routes: Option<&mut Routes>,
+    ) -> Result<()>;
+
+    /// Bytes of weights one decode step reads from this layer (routed experts: the average token's share).
+    fn weight_bytes(&self) -> usize;
+}
+
+impl Block for DenseBlock {
+    fn forward(
+        &self,
+        x: &mut [f32],
+        step: &StepContext<'_>,
+        kv: &mut LayerKv,
+        _routes: Option<&mut Routes>,
+    ) -> Result<()> {
+        DenseBlock::forward(self, x, step, kv)
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.attn.weight_bytes() + self.mlp.weight_bytes()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod layers;
 mod mmap;
 pub mod model;
 pub mod models;
+pub mod moe;
 pub mod rope;
 pub mod sampling;
 pub mod tokenizer;

@@ -10,8 +10,9 @@ use crate::config::{Architecture, ModelConfig};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvCacheConfig};
-use crate::layers::{DenseBlock, RmsNorm, StepContext, missing_layer};
-use crate::models::{llama, qwen2};
+use crate::layers::{Block, DenseBlock, RmsNorm, StepContext, missing_layer};
+use crate::models::{bailing, llama, qwen2};
+use crate::moe::Routes;
 use crate::rope::Rope;
 use crate::weights::{Embedding, Linear, SafeTensorsFolder, Weights};
 
@@ -23,19 +24,35 @@ pub trait CausalLm: Send + Sync + std::fmt::Debug {
     /// Runs one step: writes every token's K/V into `cache` and returns logits `[batch.logit_rows.len(), vocab]`
     /// (or `None` when no logits were requested). Use [`crate::batch::step`] rather than calling this directly.
     fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>>;
+
+    /// [`CausalLm::forward`] that also records every mixture-of-experts layer's routing (one entry per MoE
+    /// layer, `top-k` `(expert, weight)` pairs per token). Dense models record nothing.
+    fn forward_traced(
+        &self,
+        batch: &StepBatch,
+        cache: &mut KvCache,
+        routes: &mut Routes,
+    ) -> Result<Option<Tensor>> {
+        let _ = routes;
+        self.forward(batch, cache)
+    }
 }
 
-/// Embedding, pre-norm decoder blocks with SwiGLU MLPs, final norm and output head: the Llama layout that
-/// Llama and Qwen2 share (they differ in configuration only: QKV bias, tied head, RoPE base).
+/// Embedding, pre-norm decoder blocks, final norm and output head: the stack every architecture shares.
+/// Architectures differ in their blocks (dense SwiGLU, mixture of experts) and in how they load.
 #[derive(Debug, Clone)]
-pub struct DenseDecoder {
+pub struct Decoder<B> {
     cfg: ModelConfig,
     embed: Embedding,
-    blocks: Vec<DenseBlock>,
+    blocks: Vec<B>,
     norm: RmsNorm,
     head: Linear,
     rope: Rope,
 }
+
+/// The Llama layout that Llama and Qwen2 share (they differ in configuration only: QKV bias, tied head,
+/// RoPE base).
+pub type DenseDecoder = Decoder<DenseBlock>;
 
 impl DenseDecoder {
     /// Loads all tensors under their Hugging Face names.
@@ -50,8 +67,21 @@ impl DenseDecoder {
         } else {
             w.linear("lm_head", cfg.vocab_size, cfg.hidden_size, false)?
         };
+        Ok(Decoder::from_parts(cfg, embed, blocks, norm, head))
+    }
+}
+
+impl<B: Block> Decoder<B> {
+    /// Assembles a stack from loaded parts.
+    pub fn from_parts(
+        cfg: ModelConfig,
+        embed: Embedding,
+        blocks: Vec<B>,
+        norm: RmsNorm,
+        head: Linear,
+    ) -> Decoder<B> {
         let rope = Rope::new(&cfg.rope);
-        Ok(DenseDecoder { cfg, embed, blocks, norm, head, rope })
+        Decoder { cfg, embed, blocks, norm, head, rope }
     }
 
     /// The configuration.
@@ -59,8 +89,18 @@ impl DenseDecoder {
         &self.cfg
     }
 
-    /// Runs the stack on a step.
-    pub fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>> {
+    /// The layers (to adjust one after loading).
+    pub fn blocks_mut(&mut self) -> &mut [B] {
+        &mut self.blocks
+    }
+
+    /// Runs the stack on a step; mixture-of-experts layers record their routing in `routes` when given.
+    pub fn forward(
+        &self,
+        batch: &StepBatch,
+        cache: &mut KvCache,
+        mut routes: Option<&mut Routes>,
+    ) -> Result<Option<Tensor>> {
         let geo = cache.geometry();
         let mut x = self.embed.forward(&batch.tokens)?;
         let tables = self.rope.tables(&batch.positions);
@@ -68,7 +108,7 @@ impl DenseDecoder {
         for (i, block) in self.blocks.iter().enumerate() {
             let _span = tracing::trace_span!("layer", i).entered();
             let kv = cache.layer_mut(i).ok_or_else(|| missing_layer(i))?;
-            block.forward(&mut x, &step, kv)?;
+            block.forward(&mut x, &step, kv, routes.as_deref_mut())?;
         }
         if batch.logit_rows.is_empty() {
             return Ok(None);
@@ -87,7 +127,7 @@ impl DenseDecoder {
 
     /// Bytes of weights one decode step streams (every block plus the output head), for roofline figures.
     pub fn weight_bytes_per_token(&self) -> usize {
-        self.blocks.iter().map(DenseBlock::weight_bytes).sum::<usize>() + self.head.weight_bytes()
+        self.blocks.iter().map(B::weight_bytes).sum::<usize>() + self.head.weight_bytes()
     }
 }
 
@@ -118,12 +158,20 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
             .map_err(|source| EngineError::Io { path: cfg_path.display().to_string(), source })?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| EngineError::corrupt(&cfg_path.display().to_string(), e.to_string()))?;
-        let arch_name = json
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .or_else(|| json.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str()))
-            .ok_or_else(|| EngineError::Config("config.json has no model_type".to_owned()))?;
-        let arch = Architecture::from_name(arch_name)?;
+        // `architectures` names the modeling class exactly; `model_type` is the fallback (custom-code
+        // checkpoints such as Ling's reuse model types across versions).
+        let class = json.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str());
+        let model_type = json.get("model_type").and_then(|v| v.as_str());
+        let arch = match (class.map(Architecture::from_name), model_type) {
+            (Some(Ok(arch)), _) => arch,
+            (_, Some(name)) => Architecture::from_name(name)?,
+            (Some(Err(e)), None) => return Err(e),
+            (None, None) => {
+                return Err(EngineError::Config(
+                    "config.json has neither architectures nor model_type".to_owned(),
+                ));
+            }
+        };
         let weights = Weights::SafeTensors(SafeTensorsFolder::open(path)?);
         let model: Box<dyn CausalLm> = match arch {
             Architecture::Llama => Box::new(llama::Llama::load(
@@ -134,6 +182,11 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
                 &weights,
                 qwen2::Qwen2Config::from_json(&text)?.into_config()?,
             )?),
+            Architecture::BailingMoe | Architecture::BailingMoe2 => {
+                let hf = bailing::BailingMoeConfig::from_json(&text)?;
+                let norm_head = hf.norm_head;
+                Box::new(bailing::BailingMoe::load(&weights, hf.into_config(arch)?, norm_head)?)
+            }
         };
         LoadedModel { model, gguf: None, hf_dir: Some(path.to_path_buf()) }
     } else {
@@ -143,6 +196,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         let model: Box<dyn CausalLm> = match cfg.arch {
             Architecture::Llama => Box::new(llama::Llama::load(&weights, cfg)?),
             Architecture::Qwen2 => Box::new(qwen2::Qwen2::load(&weights, cfg)?),
+            // llama.cpp's converter folds `norm_head` into `output.weight` already.
+            Architecture::BailingMoe | Architecture::BailingMoe2 => {
+                Box::new(bailing::BailingMoe::load(&weights, cfg, false)?)
+            }
         };
         let Weights::Gguf(file) = weights else {
             return Err(EngineError::Config("internal: weights changed kind".to_owned()));

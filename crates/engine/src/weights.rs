@@ -137,6 +137,17 @@ impl MatrixWeight {
 }
 
 impl Linear {
+    /// A linear layer without bias from a dense `[out, in]` f32 tensor.
+    pub fn from_tensor(weight: Tensor) -> Result<Linear> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        Ok(Linear {
+            weight: MatrixWeight::Candle(QMatMul::Tensor(weight)),
+            bias: None,
+            out_dim,
+            in_dim,
+        })
+    }
+
     /// `x @ W^T + b` for `x` of shape `[n, in]` (row-major); returns `[n, out]`.
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let mut y = self.weight.matmul(x, n, self.in_dim, self.out_dim)?;
@@ -151,6 +162,14 @@ impl Linear {
     /// Output width.
     pub fn out_dim(&self) -> usize {
         self.out_dim
+    }
+
+    /// The repacked weight, when the layer has one and no bias (callers then batch products themselves).
+    pub fn packed(&self) -> Option<&PackedMatrix> {
+        match (&self.weight, &self.bias) {
+            (MatrixWeight::Packed(p), None) => Some(p),
+            _ => None,
+        }
     }
 
     /// Bytes of weights read per token (decode streams them once per step).
@@ -207,6 +226,17 @@ impl StackedLinear {
         }
     }
 
+    /// One fused matrix whose output rows are the parts, in order (e.g. a checkpoint's `query_key_value`).
+    pub fn fused(linear: Linear, widths: Vec<usize>) -> Result<StackedLinear> {
+        if widths.iter().sum::<usize>() != linear.out_dim {
+            return Err(EngineError::Config(format!(
+                "fused matrix of {} rows cannot split into {widths:?}",
+                linear.out_dim
+            )));
+        }
+        Ok(StackedLinear { widths, parts: Vec::new(), stacked: Some(linear) })
+    }
+
     /// Each part's output for `x` (`[n, in]`): one `[n, out_i]` vector per part, in order.
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
         let Some(stacked) = &self.stacked else {
@@ -228,6 +258,11 @@ impl StackedLinear {
     /// Bytes of weights read per token.
     pub fn weight_bytes(&self) -> usize {
         self.stacked.iter().chain(&self.parts).map(Linear::weight_bytes).sum()
+    }
+
+    /// The stacked repacked matrix (all parts' rows in order), when the parts could be stacked.
+    pub fn packed(&self) -> Option<&PackedMatrix> {
+        self.stacked.as_ref().and_then(Linear::packed)
     }
 }
 
@@ -269,6 +304,32 @@ impl Embedding {
     }
 }
 
+/// A GGML tensor's bytes as a matrix: repacked when a kernel of ours takes the type, on candle otherwise.
+fn matrix_from_ggml(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+) -> Result<MatrixWeight> {
+    if PackedMatrix::supports(dtype) {
+        return Ok(MatrixWeight::Packed(Arc::new(PackedMatrix::from_ggml(
+            dtype, bytes, rows, cols,
+        )?)));
+    }
+    let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+        dtype,
+        bytes,
+        vec![rows, cols],
+        &Device::Cpu,
+    )?;
+    Ok(MatrixWeight::Candle(match q.dtype() {
+        GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+            QMatMul::Tensor(q.dequantize(&Device::Cpu)?)
+        }
+        _ => QMatMul::QTensor(Arc::new(q)),
+    }))
+}
+
 fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .map_err(|source| EngineError::Io { path: path.display().to_string(), source })
@@ -277,7 +338,7 @@ fn read_to_string(path: &Path) -> Result<String> {
 /// The llama.cpp name of a tensor given its Hugging Face name.
 pub fn gguf_name(hf: &str) -> Option<String> {
     let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.embed_tokens.weight" | "model.word_embeddings.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
         "lm_head.weight" => Some("output.weight"),
         _ => None,
@@ -300,6 +361,17 @@ pub fn gguf_name(hf: &str) -> Option<String> {
         "mlp.gate_proj.weight" => "ffn_gate.weight",
         "mlp.up_proj.weight" => "ffn_up.weight",
         "mlp.down_proj.weight" => "ffn_down.weight",
+        // Bailing (Ling) names.
+        "attention.query_key_value.weight" => "attn_qkv.weight",
+        "attention.query_key_value.bias" => "attn_qkv.bias",
+        "attention.dense.weight" => "attn_output.weight",
+        "attention.query_layernorm.weight" => "attn_q_norm.weight",
+        "attention.key_layernorm.weight" => "attn_k_norm.weight",
+        "mlp.gate.weight" => "ffn_gate_inp.weight",
+        "mlp.gate.expert_bias" => "exp_probs_b.bias",
+        "mlp.shared_experts.gate_proj.weight" => "ffn_gate_shexp.weight",
+        "mlp.shared_experts.up_proj.weight" => "ffn_up_shexp.weight",
+        "mlp.shared_experts.down_proj.weight" => "ffn_down_shexp.weight",
         _ => return None,
     };
     Some(format!("blk.{layer}.{mapped}"))
@@ -380,18 +452,7 @@ impl Weights {
                     .ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
                 let (dtype, dims, bytes) = g.tensor_data(&name)?;
                 check_shape(&name, dims, &[rows, cols])?;
-                if PackedMatrix::supports(dtype) {
-                    return Ok(MatrixWeight::Packed(Arc::new(PackedMatrix::from_ggml(
-                        dtype, bytes, rows, cols,
-                    )?)));
-                }
-                let q = self.qtensor(hf_name, &[rows, cols])?;
-                Ok(MatrixWeight::Candle(match q.dtype() {
-                    GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                        QMatMul::Tensor(q.dequantize(&Device::Cpu)?)
-                    }
-                    _ => QMatMul::QTensor(Arc::new(q)),
-                }))
+                matrix_from_ggml(dtype, bytes, rows, cols)
             }
             Weights::SafeTensors(s) => {
                 let t = s.tensor(hf_name)?;
@@ -399,6 +460,48 @@ impl Weights {
                 Ok(MatrixWeight::Candle(QMatMul::Tensor(t)))
             }
         }
+    }
+
+    /// The `which` projection (`gate_proj`, `up_proj` or `down_proj`) of each of layer `layer`'s `n` routed
+    /// experts, each `[out, in]`. GGUF stacks them in one `[n, out, in]` tensor (`ffn_{gate,up,down}_exps`)
+    /// that is cut per expert; Hugging Face names them `mlp.experts.<e>.<which>`.
+    pub fn expert_linears(
+        &self,
+        layer: usize,
+        which: &str,
+        n: usize,
+        out_dim: usize,
+        in_dim: usize,
+    ) -> Result<Vec<Linear>> {
+        let linear = |weight| Linear { weight, bias: None, out_dim, in_dim };
+        match self {
+            Weights::Gguf(g) => {
+                let short = which.strip_suffix("_proj").unwrap_or(which);
+                let name = format!("blk.{layer}.ffn_{short}_exps.weight");
+                let (dtype, dims, bytes) = g.tensor_data(&name)?;
+                check_shape(&name, dims, &[n, out_dim, in_dim])?;
+                let per_expert = bytes.len() / n;
+                bytes
+                    .chunks_exact(per_expert)
+                    .map(|b| Ok(linear(matrix_from_ggml(dtype, b, out_dim, in_dim)?)))
+                    .collect()
+            }
+            Weights::SafeTensors(_) => (0..n)
+                .map(|e| {
+                    self.linear(
+                        &format!("model.layers.{layer}.mlp.experts.{e}.{which}"),
+                        out_dim,
+                        in_dim,
+                        false,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// A dense f32 tensor of the given shape (for weights the model transforms at load).
+    pub fn tensor(&self, hf_name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.dense(hf_name, shape)
     }
 
     /// A 1-D f32 vector (norm weights, biases).

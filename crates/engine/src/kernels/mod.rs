@@ -196,6 +196,59 @@ impl PackedMatrix {
     /// `out[t] = W · x[t]` for `n` tokens: `x` is `[n, cols]`, `out` is `[n, rows]`. Other lengths are an
     /// error (the kernels write `out` through a raw pointer, so the check is not left to debug builds).
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        self.check_lengths(x, n, out)?;
+        let act = self.quantize_activations(x, n);
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        let groups = self.rows.div_ceil(GROUP_ROWS);
+        let threads = rayon::current_num_threads().max(1);
+        // A few shares per thread so a thread slowed by other load does not hold the rest back.
+        let shares = (threads * 4).min(groups).max(1);
+        let per_share = groups.div_ceil(shares);
+        (0..groups.div_ceil(per_share)).into_par_iter().for_each(|share| {
+            let g_end = ((share + 1) * per_share).min(groups);
+            self.run_groups(&act, n, &out_ptr, share * per_share..g_end);
+        });
+        Ok(())
+    }
+
+    /// Several independent products in one fork-join: `outs[j] = jobs[j].0 · jobs[j].1` for `jobs[j].2`
+    /// tokens each. A mixture-of-experts layer runs its active experts this way, so a decode step pays one
+    /// thread-pool round trip per projection instead of one per expert.
+    pub fn matmul_many(
+        jobs: &[(&PackedMatrix, &[f32], usize)],
+        outs: &mut [Vec<f32>],
+    ) -> Result<()> {
+        if jobs.len() != outs.len() {
+            return Err(EngineError::Config(format!(
+                "internal: {} products given {} outputs",
+                jobs.len(),
+                outs.len()
+            )));
+        }
+        for ((m, x, n), out) in jobs.iter().zip(outs.iter()) {
+            m.check_lengths(x, *n, out)?;
+        }
+        let acts: Vec<Activations> =
+            jobs.iter().map(|(m, x, n)| m.quantize_activations(x, *n)).collect();
+        let ptrs: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
+        let total_groups: usize = jobs.iter().map(|(m, ..)| m.rows.div_ceil(GROUP_ROWS)).sum();
+        let threads = rayon::current_num_threads().max(1);
+        let per_share = total_groups.div_ceil((threads * 4).max(1)).max(1);
+        let mut shares = Vec::new();
+        for (j, (m, ..)) in jobs.iter().enumerate() {
+            let groups = m.rows.div_ceil(GROUP_ROWS);
+            for g0 in (0..groups).step_by(per_share) {
+                shares.push((j, g0..(g0 + per_share).min(groups)));
+            }
+        }
+        shares.into_par_iter().for_each(|(j, range)| {
+            let (m, _, n) = jobs[j];
+            m.run_groups(&acts[j], n, &ptrs[j], range);
+        });
+        Ok(())
+    }
+
+    fn check_lengths(&self, x: &[f32], n: usize, out: &[f32]) -> Result<()> {
         if x.len() != n * self.cols || out.len() != n * self.rows {
             return Err(EngineError::Config(format!(
                 "internal: {}x{} product given {} inputs and {} outputs for {n} tokens",
@@ -205,26 +258,25 @@ impl PackedMatrix {
                 out.len()
             )));
         }
-        match self.format {
-            Format::Q8 => {
-                let act = ActQ8::quantize(x, n, self.cols);
-                self.run(n, out, &|g, t0, nt, dst| {
-                    q8::group_product(self.group(g), &act, t0, nt, dst);
-                });
-            }
-            Format::Q4K | Format::Q6K => {
-                let act = ActQ8K::quantize(x, n, self.cols);
-                let q6 = self.format == Format::Q6K;
-                self.run(n, out, &|g, t0, nt, dst| {
-                    if q6 {
-                        q6k::group_product(self.group(g), &act, t0, nt, dst);
-                    } else {
-                        q4k::group_product(self.group(g), &act, t0, nt, dst);
-                    }
-                });
-            }
-        }
         Ok(())
+    }
+
+    fn quantize_activations(&self, x: &[f32], n: usize) -> Activations {
+        match self.format {
+            Format::Q8 => Activations::Q8(ActQ8::quantize(x, n, self.cols)),
+            Format::Q4K | Format::Q6K => Activations::Q8K(ActQ8K::quantize(x, n, self.cols)),
+        }
+    }
+
+    /// The products of row group `g` with tokens `t0..t0+nt` (`nt ≤ TOKEN_TILE`), laid out `[nt, GROUP_ROWS]`.
+    fn group_kernel(&self, act: &Activations, g: usize, t0: usize, nt: usize, dst: &mut Tile) {
+        match (self.format, act) {
+            (Format::Q8, Activations::Q8(a)) => q8::group_product(self.group(g), a, t0, nt, dst),
+            (Format::Q4K, Activations::Q8K(a)) => q4k::group_product(self.group(g), a, t0, nt, dst),
+            (Format::Q6K, Activations::Q8K(a)) => q6k::group_product(self.group(g), a, t0, nt, dst),
+            // `quantize_activations` pairs formats and activations; no other pairing is ever built.
+            _ => dst.fill(0.0),
+        }
     }
 
     fn group(&self, g: usize) -> &[u8] {
@@ -232,51 +284,53 @@ impl PackedMatrix {
         &self.data[g * gb..(g + 1) * gb]
     }
 
-    /// Splits the row groups over the thread pool and sweeps token panels inside each share. `kernel(g, t0,
-    /// nt, dst)` writes the eight outputs of group `g` for tokens `t0..t0+nt` (`nt ≤ TOKEN_TILE`) into `dst`
-    /// laid out `[nt, GROUP_ROWS]`.
-    fn run(&self, n: usize, out: &mut [f32], kernel: &GroupKernel<'_>) {
-        let groups = self.rows.div_ceil(GROUP_ROWS);
-        let threads = rayon::current_num_threads().max(1);
-        // A few shares per thread so a thread slowed by other load does not hold the rest back.
-        let shares = (threads * 4).min(groups).max(1);
-        let per_share = groups.div_ceil(shares);
+    /// Row groups `groups` of the product for all `n` tokens, swept in token panels so a panel's quantized
+    /// activations stay in L2 while the groups pass over them. `out` is the `[n, rows]` output.
+    fn run_groups(
+        &self,
+        act: &Activations,
+        n: usize,
+        out: &SharedOut,
+        groups: std::ops::Range<usize>,
+    ) {
         let rows = self.rows;
-        let out_ptr = SharedOut(out.as_mut_ptr());
-        (0..groups.div_ceil(per_share)).into_par_iter().for_each(|share| {
-            let out_ptr = &out_ptr;
-            let g_end = ((share + 1) * per_share).min(groups);
-            let mut tile = [0f32; GROUP_ROWS * TOKEN_TILE];
-            for p0 in (0..n).step_by(TOKEN_PANEL) {
-                let p1 = (p0 + TOKEN_PANEL).min(n);
-                for g in share * per_share..g_end {
-                    let r0 = g * GROUP_ROWS;
-                    let width = GROUP_ROWS.min(rows - r0);
-                    for t0 in (p0..p1).step_by(TOKEN_TILE) {
-                        let nt = TOKEN_TILE.min(p1 - t0);
-                        kernel(g, t0, nt, &mut tile);
-                        for t in 0..nt {
-                            let src = &tile[t * GROUP_ROWS..t * GROUP_ROWS + width];
-                            // SAFETY: `out` is `[n, rows]` and outlives this parallel loop; shares own disjoint
-                            // row groups, so no two threads write the same element; `t0 + t < n` and
-                            // `r0 + width <= rows` keep the write inside the slice.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(
-                                    src.as_ptr(),
-                                    out_ptr.0.add((t0 + t) * rows + r0),
-                                    width,
-                                );
-                            }
+        let mut tile = [0f32; GROUP_ROWS * TOKEN_TILE];
+        for p0 in (0..n).step_by(TOKEN_PANEL) {
+            let p1 = (p0 + TOKEN_PANEL).min(n);
+            for g in groups.clone() {
+                let r0 = g * GROUP_ROWS;
+                let width = GROUP_ROWS.min(rows - r0);
+                for t0 in (p0..p1).step_by(TOKEN_TILE) {
+                    let nt = TOKEN_TILE.min(p1 - t0);
+                    self.group_kernel(act, g, t0, nt, &mut tile);
+                    for t in 0..nt {
+                        let src = &tile[t * GROUP_ROWS..t * GROUP_ROWS + width];
+                        // SAFETY: `out` points at a `[n, rows]` buffer that outlives the parallel loop that
+                        // calls this (its lengths were checked by `check_lengths`); callers hand each row
+                        // group to one share only, so no two threads write the same element; `t0 + t < n`
+                        // and `r0 + width <= rows` keep the write inside the buffer.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                src.as_ptr(),
+                                out.0.add((t0 + t) * rows + r0),
+                                width,
+                            );
                         }
                     }
                 }
             }
-        });
+        }
     }
 }
 
-/// `kernel(g, t0, nt, dst)`: the products of row group `g` with tokens `t0..t0+nt`, see [`PackedMatrix::run`].
-type GroupKernel<'a> = dyn Fn(usize, usize, usize, &mut [f32; GROUP_ROWS * TOKEN_TILE]) + Sync + 'a;
+/// Quantized activations in the form a matrix's kernels read.
+enum Activations {
+    Q8(ActQ8),
+    Q8K(ActQ8K),
+}
+
+/// One micro-tile of outputs: `[TOKEN_TILE, GROUP_ROWS]`.
+type Tile = [f32; GROUP_ROWS * TOKEN_TILE];
 
 /// The output pointer handed to the worker threads.
 struct SharedOut(*mut f32);

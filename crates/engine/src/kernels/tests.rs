@@ -134,3 +134,26 @@ fn stacked_rows_multiply_like_their_parts() {
     assert!(PackedMatrix::stack_rows(&[&a, &k]).is_none());
     assert!(PackedMatrix::stack_rows(&[&a, &wide]).is_none());
 }
+
+#[test]
+fn batched_products_equal_one_by_one() {
+    // Mixed formats and token counts in one fork-join, as a MoE layer issues them.
+    let (a, _) = fixture(GgmlDType::Q4K, 24, 512);
+    let (b, _) = fixture(GgmlDType::Q6K, 40, 256);
+    let (c, _) = fixture(GgmlDType::Q8_0, 8, 64);
+    let jobs_in = [(&a, 3usize, 11u64), (&b, 1, 12), (&c, 6, 13)];
+    let xs: Vec<Vec<f32>> =
+        jobs_in.iter().map(|(m, n, seed)| random(*n, m.cols(), *seed)).collect();
+    let jobs: Vec<(&PackedMatrix, &[f32], usize)> =
+        jobs_in.iter().zip(&xs).map(|((m, n, _), x)| (*m, x.as_slice(), *n)).collect();
+    let mut outs: Vec<Vec<f32>> = jobs_in.iter().map(|(m, n, _)| vec![0.0; n * m.rows()]).collect();
+    PackedMatrix::matmul_many(&jobs, &mut outs).unwrap();
+    for ((m, x, n), got) in jobs.iter().zip(&outs) {
+        let mut want = vec![0.0; n * m.rows()];
+        m.matmul(x, *n, &mut want).unwrap();
+        assert_eq!(got, &want);
+    }
+    let mut short = vec![vec![0.0; 1]];
+    assert!(PackedMatrix::matmul_many(&jobs[..1], &mut short).is_err());
+    assert!(PackedMatrix::matmul_many(&jobs, &mut outs[..1]).is_err());
+}

@@ -61,6 +61,6 @@ impl CausalLm for Llama {
     }
 
     fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>> {
-        self.decoder.forward(batch, cache)
+        self.decoder.forward(batch, cache, None)
     }
 }

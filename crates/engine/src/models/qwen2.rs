@@ -58,6 +58,6 @@ impl CausalLm for Qwen2 {
     }
 
     fn forward(&self, batch: &StepBatch, cache: &mut KvCache) -> Result<Option<Tensor>> {
-        self.decoder.forward(batch, cache)
+        self.decoder.forward(batch, cache, None)
     }
 }

@@ -81,7 +81,8 @@ fn hf_folder_errors_name_the_file() {
 
     let cfg = std::fs::read_to_string(fixture("llama/hf/config.json"))
         .unwrap()
-        .replace("\"llama\"", "\"mamba\"");
+        .replace("\"llama\"", "\"mamba\"")
+        .replace("LlamaForCausalLM", "MambaForCausalLM");
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
     let err = load(dir.path(), &LoadOptions { warm_up: false }).unwrap_err();
     assert!(matches!(err, EngineError::UnsupportedArchitecture(_)), "{err}");

@@ -48,6 +48,10 @@ pub enum Kind {
     Url,
     /// A credential such as an access token, or empty; never printed back.
     Secret,
+    /// A PostgreSQL URL (`postgres://...`), or empty for none.
+    PostgresUrl,
+    /// A lower-case SQL identifier (letters, digits, `_`; at most 63).
+    Identifier,
 }
 
 /// One configuration key: its dotted name, what it accepts, its default and what it is for.
@@ -97,6 +101,24 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Bool,
         default: "false",
         help: "serve requests whose audit record cannot be written (default: refuse them with 503)",
+    },
+    Setting {
+        key: "knowledge.database",
+        kind: Kind::PostgresUrl,
+        default: "",
+        help: "knowledge base for `finllm serve` and `finllm kb`: postgres://... (with pgvector) to share one between servers; empty = <data_dir>/kb",
+    },
+    Setting {
+        key: "knowledge.schema",
+        kind: Kind::Identifier,
+        default: "finllm_kb",
+        help: "PostgreSQL schema holding the knowledge base (with knowledge.database)",
+    },
+    Setting {
+        key: "knowledge.connections",
+        kind: Kind::Integer { min: 1, max: 64 },
+        default: "4",
+        help: "PostgreSQL connections `finllm serve` opens to the knowledge base (searches run on them in parallel)",
     },
     Setting {
         key: "guard.enabled",
@@ -493,6 +515,18 @@ fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, 
             .filter(|url| !url.is_empty() && !url.contains(','))
             .map(|url| url.trim_end_matches('/').to_owned()),
         Kind::Secret => Some(trimmed.to_owned()),
+        Kind::PostgresUrl => (trimmed.is_empty()
+            || ["postgres://", "postgresql://"].iter().any(|p| trimmed.starts_with(p)))
+        .then(|| trimmed.to_owned()),
+        Kind::Identifier => {
+            let ok = !trimmed.is_empty()
+                && trimmed.len() <= 63
+                && trimmed.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && trimmed
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            ok.then(|| trimmed.to_owned())
+        }
         Kind::Path | Kind::Host => None,
     };
     canonical.ok_or_else(|| bad_value(setting, source, format!("{text:?}")))
@@ -513,6 +547,8 @@ fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
         Kind::Url => "an http:// or https:// URL".to_owned(),
         Kind::Secret => "a token (string), or empty".to_owned(),
+        Kind::PostgresUrl => "postgres://USER@HOST/DB, or empty for none".to_owned(),
+        Kind::Identifier => "lower-case letters, digits and _ (at most 63)".to_owned(),
     };
     ConfigError::BadValue { origin: source.clone(), key: setting.key.to_owned(), expected, found }
 }
@@ -576,6 +612,12 @@ pub struct Config {
     pub database: server::Database,
     /// Serve requests whose audit record cannot be written.
     pub audit_fail_open: bool,
+    /// The knowledge base in PostgreSQL, when not the embedded one in `<data_dir>/kb`.
+    pub knowledge_database: Option<String>,
+    /// Its schema.
+    pub knowledge_schema: String,
+    /// Connections `finllm serve` opens to it.
+    pub knowledge_connections: usize,
     /// Whether the guard runs in `finllm serve`.
     pub guard_enabled: bool,
     /// The guard classifier, when not the shipped one.
@@ -630,6 +672,11 @@ impl Config {
                 url => server::Database::parse(url),
             },
             audit_fail_open: resolved.get("audit.fail_open") == "true",
+            knowledge_database: Some(resolved.get("knowledge.database"))
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned),
+            knowledge_schema: resolved.get("knowledge.schema").to_owned(),
+            knowledge_connections: resolved.number("knowledge.connections"),
             guard_enabled: resolved.get("guard.enabled") == "true",
             guard_model: Some(resolved.get("guard.model"))
                 .filter(|p| !p.is_empty())

@@ -97,10 +97,33 @@ type ListResult = std::result::Result<Option<RankedList>, tokio_postgres::Error>
 /// How many candidates pgvector's HNSW scan keeps (its default, 40, is below the fusion depth).
 const EF_SEARCH: usize = 100;
 
+/// The private runtime that drives a connection. It is shut down without waiting when dropped, so a
+/// knowledge base may be dropped anywhere — inside a server's async state included, where dropping a
+/// runtime the ordinary way panics.
+#[derive(Debug)]
+struct Driver(Option<tokio::runtime::Runtime>);
+
+impl Driver {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match &self.0 {
+            Some(runtime) => runtime.block_on(future),
+            None => unreachable!("the runtime is taken out only when the driver is dropped"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A knowledge base in a PostgreSQL schema.
 #[derive(Debug)]
 pub struct PgKnowledgeBase {
-    runtime: tokio::runtime::Runtime,
+    runtime: Driver,
     client: Client,
     /// Where it connected, for [`PgKnowledgeBase::connect_again`].
     url: String,
@@ -247,10 +270,12 @@ impl PgKnowledgeBase {
 
     fn connection(url: &str, schema: &str) -> Result<Self> {
         let schema = checked_schema(schema)?.to_owned();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| KnowledgeError::io("tokio runtime", e))?;
+        let runtime = Driver(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| KnowledgeError::io("tokio runtime", e))?,
+        ));
         let client = runtime.block_on(async {
             let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
             tokio::spawn(async move {

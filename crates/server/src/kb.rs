@@ -1,6 +1,8 @@
 //! The knowledge base over HTTP (`/v1/kb/...`) and grounded answers with checked citations.
 //!
-//! `finllm serve` attaches the knowledge base in its data directory when there is one. Documents can be
+//! `finllm serve` attaches the knowledge base in its data directory when there is one, or one in
+//! PostgreSQL with pgvector ([`KnowledgeSource::Postgres`]), which every server of a deployment shares:
+//! a document added through one is found through all, at once. Documents can be
 //! listed, added (JSON), read and deleted, the base searched and counted. `POST /v1/kb/chat/completions`
 //! (and `/v1/chat/completions` with a `kb` field) takes an OpenAI chat request, retrieves passages for the
 //! last user message, puts them in a system
@@ -13,8 +15,11 @@
 //! injection) are withheld from it and counted in `withheld_passages`.
 
 use std::{
-    path::Path,
-    sync::{Arc, Mutex},
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use axum::{
@@ -26,8 +31,8 @@ use axum::{
     routing::{get, post},
 };
 use knowledge::{
-    AddOptions, KnowledgeBase, KnowledgeError, SearchOptions, SearchRequest,
-    cite::grounding_prompt, index::Filters, parse::SourceDoc,
+    AddOptions, KnowledgeBase, KnowledgeError, KnowledgeStore, SearchOptions, SearchRequest,
+    cite::grounding_prompt, index::Filters, parse::SourceDoc, pg::PgKnowledgeBase,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -41,32 +46,106 @@ use crate::{
 /// Passages retrieved for a grounded answer unless the request says otherwise.
 pub const DEFAULT_PASSAGES: usize = 5;
 
-/// The knowledge base the server holds (one writer at a time; searches are fast enough to share the lock).
+/// Where the server's knowledge base lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnowledgeSource {
+    /// The embedded base in a directory (`<data_dir>/kb`): this server only.
+    Dir(PathBuf),
+    /// A schema in PostgreSQL with pgvector, shared by every server (and `finllm kb --database`) that
+    /// names it.
+    Postgres {
+        /// `postgres://user:pass@host:port/db`.
+        url: String,
+        /// The schema holding the knowledge base.
+        schema: String,
+        /// Connections this server opens (searches run on them in parallel).
+        connections: usize,
+    },
+}
+
+/// One opened knowledge base.
+#[derive(Debug)]
+enum Backend {
+    Embedded(Box<KnowledgeBase>),
+    Postgres(Box<PgKnowledgeBase>),
+}
+
+impl Backend {
+    fn store(&mut self) -> &mut dyn KnowledgeStore {
+        match self {
+            Backend::Embedded(kb) => kb.as_mut(),
+            Backend::Postgres(kb) => kb.as_mut(),
+        }
+    }
+}
+
+/// The knowledge base the server holds. The embedded one is one handle (one writer at a time; searches
+/// are fast enough to share the lock); PostgreSQL gets a pool of connections, each taken by one request
+/// at a time, and a connection the database closed is opened again on its next use.
 #[derive(Debug)]
 pub struct KbHandle {
-    kb: Mutex<KnowledgeBase>,
+    pool: Vec<Mutex<Backend>>,
+    next: AtomicUsize,
 }
 
 impl KbHandle {
-    /// Opens the knowledge base in `dir`, with the embedding model its vectors came from.
-    pub fn open(dir: &Path) -> Result<KbHandle, ServerError> {
-        let fail = |err: KnowledgeError| {
-            ServerError::Knowledge(format!("knowledge base {}: {err}", dir.display()))
+    /// Opens the knowledge base at `source`, with the embedding model its vectors came from. Call it on
+    /// a blocking thread (PostgreSQL's client blocks).
+    pub fn open(source: &KnowledgeSource) -> Result<KbHandle, ServerError> {
+        let pool = match source {
+            KnowledgeSource::Dir(dir) => {
+                let fail = |err: KnowledgeError| {
+                    ServerError::Knowledge(format!("knowledge base {}: {err}", dir.display()))
+                };
+                let mut kb = KnowledgeBase::open(dir).map_err(fail)?;
+                kb.load_recorded_embedder().map_err(fail)?;
+                vec![Backend::Embedded(Box::new(kb))]
+            }
+            KnowledgeSource::Postgres { url, schema, connections } => {
+                let fail = |err: KnowledgeError| {
+                    ServerError::Knowledge(format!(
+                        "knowledge base in PostgreSQL (schema {schema}): {err}"
+                    ))
+                };
+                let mut first = PgKnowledgeBase::connect(url, schema).map_err(fail)?;
+                first.load_recorded_embedder().map_err(fail)?;
+                let mut pool = Vec::with_capacity((*connections).max(1));
+                for _ in 1..(*connections).max(1) {
+                    pool.push(Backend::Postgres(Box::new(first.connect_again().map_err(fail)?)));
+                }
+                pool.insert(0, Backend::Postgres(Box::new(first)));
+                pool
+            }
         };
-        let mut kb = KnowledgeBase::open(dir).map_err(fail)?;
-        kb.load_recorded_embedder().map_err(fail)?;
-        Ok(KbHandle { kb: Mutex::new(kb) })
+        Ok(KbHandle { pool: pool.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0) })
     }
 
-    /// Runs `f` on the knowledge base on a blocking thread.
+    /// Runs `f` on the knowledge base on a blocking thread: on a free pooled connection if there is
+    /// one, else waiting for the next in turn.
     async fn with<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut KnowledgeBase) -> Result<T, KnowledgeError> + Send + 'static,
+        f: impl FnOnce(&mut dyn KnowledgeStore) -> Result<T, KnowledgeError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let handle = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut kb = handle.kb.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut kb)
+            let start = handle.next.fetch_add(1, Ordering::Relaxed);
+            let n = handle.pool.len();
+            let free = (0..n).find_map(|i| handle.pool[(start + i) % n].try_lock().ok());
+            let mut backend = match free {
+                Some(guard) => guard,
+                None => {
+                    handle.pool[start % n].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
+            };
+            if let Backend::Postgres(kb) = &mut *backend
+                && kb.is_broken()
+            {
+                tracing::warn!(
+                    "knowledge base: the PostgreSQL connection was closed; reconnecting"
+                );
+                **kb = kb.connect_again()?;
+            }
+            f(backend.store())
         })
         .await;
         match joined {
@@ -98,7 +177,8 @@ async fn attached(
         return Err(ApiError::new(
             Code::NotFound,
             "no knowledge base is attached to this server: add documents with `finllm kb add PATH` \
-             (they go to <data_dir>/kb) and restart `finllm serve`",
+             (they go to <data_dir>/kb) and restart `finllm serve`, or serve one in PostgreSQL \
+             (`finllm serve --kb-database postgres://...`)",
         ));
     };
     Ok((kb, key))

@@ -135,12 +135,15 @@ impl BoundServer {
         self.listener.local_addr().ok()
     }
 
-    /// Attaches the knowledge base in `dir` (`/v1/kb/...`, grounded answers); once per server.
-    pub fn attach_knowledge(&self, dir: &std::path::Path) -> Result<(), ServerError> {
-        let handle = Arc::new(kb::KbHandle::open(dir)?);
+    /// Attaches the knowledge base at `source` (`/v1/kb/...`, grounded answers); once per server.
+    pub async fn attach_knowledge(&self, source: &kb::KnowledgeSource) -> Result<(), ServerError> {
+        let source = source.clone();
+        let handle = tokio::task::spawn_blocking(move || kb::KbHandle::open(&source))
+            .await
+            .map_err(|err| ServerError::Knowledge(format!("knowledge base: {err}")))??;
         self.state
             .knowledge
-            .set(handle)
+            .set(Arc::new(handle))
             .map_err(|_| ServerError::Knowledge("knowledge base: one is attached already".into()))
     }
 

@@ -52,6 +52,8 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
             | Kind::Host
             | Kind::Choice(_)
             | Kind::DatabaseUrl
+            | Kind::PostgresUrl
+            | Kind::Identifier
             | Kind::Url
             | Kind::Secret => {
                 format!("{value:?}")

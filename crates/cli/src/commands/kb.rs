@@ -28,12 +28,13 @@ pub struct KbArgs {
     #[command(subcommand)]
     command: KbCommand,
     /// Keep the knowledge base in PostgreSQL with pgvector (postgres://user:pass@host:port/db) instead
-    /// of <data_dir>/kb, so several finllm processes share it
-    #[arg(long, global = true, value_name = "URL", env = "FINLLM_KB_DATABASE")]
+    /// of <data_dir>/kb, so several finllm processes share it (default: config key `knowledge.database`)
+    #[arg(long, global = true, value_name = "URL")]
     database: Option<String>,
-    /// PostgreSQL schema holding the knowledge base (with --database)
-    #[arg(long, global = true, default_value = "finllm_kb")]
-    schema: String,
+    /// PostgreSQL schema holding the knowledge base, with --database (default: config key
+    /// `knowledge.schema`, finllm_kb)
+    #[arg(long, global = true, value_name = "SCHEMA")]
+    schema: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -215,8 +216,9 @@ impl SearchFlags {
 
 /// Runs a `finllm kb` command.
 pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
-    if let Some(url) = &args.database {
-        return run_postgres(args, url, config);
+    if let Some(url) = args.database.as_ref().or(config.knowledge_database.as_ref()) {
+        let schema = args.schema.as_deref().unwrap_or(&config.knowledge_schema);
+        return run_postgres(args, url, schema, config);
     }
     match &args.command {
         KbCommand::Eval(a) => eval_command(a, &config.data_dir),
@@ -234,10 +236,10 @@ pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
 }
 
 /// `finllm kb --database URL ...`: the same commands on the PostgreSQL knowledge base.
-fn run_postgres(args: &KbArgs, url: &str, config: &Config) -> anyhow::Result<()> {
+fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyhow::Result<()> {
     let open = || -> anyhow::Result<PgKnowledgeBase> {
-        let mut kb = PgKnowledgeBase::connect(url, &args.schema).with_context(|| {
-            format!("opening the knowledge base in PostgreSQL (schema {})", args.schema)
+        let mut kb = PgKnowledgeBase::connect(url, schema).with_context(|| {
+            format!("opening the knowledge base in PostgreSQL (schema {schema})")
         })?;
         kb.load_recorded_embedder().context(
             "loading the knowledge base's embedding model (attach another with `finllm kb add --embed-model DIR`)",

@@ -24,6 +24,13 @@ pub struct ServeArgs {
     /// Front an OpenAI-compatible server; repeat for failover (config key `server.upstreams`)
     #[arg(long = "upstream", value_name = "URL")]
     pub upstreams: Vec<String>,
+    /// Serve the knowledge base in PostgreSQL with pgvector (postgres://...), shared by every server
+    /// naming it, instead of <data_dir>/kb (config key `knowledge.database`)
+    #[arg(long, value_name = "URL")]
+    pub kb_database: Option<String>,
+    /// PostgreSQL schema of that knowledge base (config key `knowledge.schema`)
+    #[arg(long, value_name = "SCHEMA")]
+    pub kb_schema: Option<String>,
 }
 
 impl ServeArgs {
@@ -44,6 +51,12 @@ impl ServeArgs {
         }
         if !self.upstreams.is_empty() {
             flags.push(("server.upstreams", self.upstreams.join(","), "--upstream"));
+        }
+        if let Some(url) = &self.kb_database {
+            flags.push(("knowledge.database", url.clone(), "--kb-database"));
+        }
+        if let Some(schema) = &self.kb_schema {
+            flags.push(("knowledge.schema", schema.clone(), "--kb-schema"));
         }
         flags
     }
@@ -88,10 +101,24 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let bound = server::bind(server_config).await?;
-        // The knowledge base `finllm kb add` fills, when there is one: /v1/kb and grounded answers.
+        // The knowledge base `finllm kb add` fills, when there is one: /v1/kb and grounded answers. One
+        // in PostgreSQL must open: a replica without its deployment's knowledge base would answer
+        // ungrounded.
         let kb_dir = config.data_dir.join("kb");
-        if kb_dir.is_dir() {
-            bound.attach_knowledge(&kb_dir)?;
+        if let Some(url) = &config.knowledge_database {
+            let source = server::kb::KnowledgeSource::Postgres {
+                url: url.clone(),
+                schema: config.knowledge_schema.clone(),
+                connections: config.knowledge_connections,
+            };
+            bound.attach_knowledge(&source).await?;
+            tracing::info!(
+                "knowledge base in PostgreSQL (schema {}, {} connections) attached (/v1/kb)",
+                config.knowledge_schema,
+                config.knowledge_connections
+            );
+        } else if kb_dir.is_dir() {
+            bound.attach_knowledge(&server::kb::KnowledgeSource::Dir(kb_dir.clone())).await?;
             tracing::info!("knowledge base {} attached (/v1/kb)", kb_dir.display());
         }
         if let Some(addr) = bound.local_addr() {

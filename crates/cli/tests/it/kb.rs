@@ -1,6 +1,8 @@
 //! `finllm kb`: add → search (with filters) → update → rm against the knowledge base in the data
 //! directory, a corrupt file skipped with its reason, `kb clean` writing JSONL plus its reports, bad
-//! dates rejected as usage errors, and `kb eval` on CMRC 2018 when ../shared is present.
+//! dates rejected as usage errors, and `kb eval` on CMRC 2018 when ../shared is present; with
+//! PostgreSQL (`FINLLM_TEST_PGVECTOR_URL`), the knowledge base shared by `kb` processes and by two
+//! `finllm serve` replicas.
 
 use std::path::Path;
 
@@ -210,4 +212,92 @@ fn kb_in_postgres_is_shared_by_processes() {
     let bad = finllm(dir.path(), &["kb", "ls", "--database", &url, "--schema", "Bad-Name"], &[]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("schema"), "{}", bad.stderr);
+}
+
+/// `POST path` with a JSON body; the response's status line and body.
+fn http_post(addr: &str, path: &str, body: &serde_json::Value) -> (String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap_or_default().to_owned(), json(payload))
+}
+
+/// `finllm serve --kb-database`: two server processes (replicas) on one knowledge base in PostgreSQL.
+/// A document added over HTTP through one is found, and cited in a grounded answer, through the other;
+/// `finllm kb --database` sees it too. Needs `FINLLM_TEST_PGVECTOR_URL` (`.ci/pgvector`).
+#[test]
+fn serve_replicas_share_a_knowledge_base_in_postgres() {
+    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
+        println!(
+            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
+        );
+        return;
+    };
+    let schema = "clitest_serve_kb";
+    knowledge::pg::PgKnowledgeBase::connect(&url, schema).unwrap().drop_all().unwrap();
+    const RATE: &str = "中国人民银行开展7天期逆回购操作，中标利率1.8%。";
+    // The model: answers with the passage's sentence and cites passage [1].
+    let model = crate::redteam_mock::Mock::start(|_, _| {
+        (200, crate::redteam_mock::chat(&format!("{RATE}[1]")))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--upstream", &model.url, "--kb-database", &url, "--kb-schema", schema];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let (mut first, first_addr, _log1) = crate::serve::spawn_serve(dir.path(), &args);
+    let (mut second, second_addr, _log2) = crate::serve::spawn_serve(dir.path(), &args);
+
+    let documents = serde_json::json!({"documents": [
+        {"source": "pbc/open-market", "title": "公开市场操作", "text": RATE, "tenant": "bank-a"},
+        {"source": "sse/ipo", "title": "上交所公告", "text": "上海证券交易所发布科创板新股上市公告。"}
+    ]});
+    let (status, report) = http_post(&first_addr, "/v1/kb/documents", &documents);
+    assert!(status.contains("200"), "{status}: {report}");
+    assert_eq!(report["added"].as_array().unwrap().len(), 2, "{report}");
+
+    let (status, hits) = http_post(
+        &second_addr,
+        "/v1/kb/search",
+        &serde_json::json!({"query": "逆回购中标利率", "k": 1}),
+    );
+    assert!(status.contains("200"), "{status}: {hits}");
+    assert_eq!(hits["data"][0]["body"], RATE, "{hits}");
+    let id = hits["data"][0]["doc_id"].as_str().unwrap().to_owned();
+
+    let chat = serde_json::json!({"model": "m", "kb": {"k": 2},
+        "messages": [{"role": "user", "content": "逆回购中标利率是多少？"}]});
+    let (status, answer) = http_post(&second_addr, "/v1/chat/completions", &chat);
+    assert!(status.contains("200"), "{status}: {answer}");
+    let citation = &answer["citations"][0];
+    assert_eq!(
+        (citation["doc_id"].as_str(), citation["version"].as_u64(), citation["quote"].as_str()),
+        (Some(id.as_str()), Some(1), Some(RATE)),
+        "{answer}"
+    );
+    // The model was given the passage the first server stored.
+    let prompt = model.requests.lock().unwrap().last().unwrap().1.to_string();
+    assert!(prompt.contains("中标利率1.8%"), "{prompt}");
+
+    // The command line sees the same knowledge base (config key knowledge.database as a variable).
+    let ls = finllm(
+        dir.path(),
+        &["kb", "ls", "--json"],
+        &[("FINLLM_KNOWLEDGE_DATABASE", url.as_str()), ("FINLLM_KNOWLEDGE_SCHEMA", schema)],
+    );
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    assert_eq!(json(&ls.stdout).as_array().unwrap().len(), 2);
+
+    for child in [&mut first, &mut second] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

@@ -315,3 +315,19 @@ fn pg_cmrc2018_retrieval() {
         n / seconds
     );
 }
+
+/// A server keeps the knowledge base in its async state: dropping it there (at shutdown) must not
+/// panic, though it owns a private runtime, and a second connection shares it.
+#[test]
+fn dropped_inside_an_async_task() {
+    let Some(url) = url() else { return };
+    let kb = fresh(&url, "kbtest_drop");
+    let again = kb.connect_again().unwrap();
+    assert!(!again.is_broken());
+    assert_eq!(again.stats().unwrap().documents, 0);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async move {
+        drop(kb);
+        drop(again);
+    });
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use axum::{Router, routing::post};
 use serde_json::{Value, json};
+use server::kb::KnowledgeSource;
 use tokio::sync::oneshot;
 
 use crate::{TestServer, config};
@@ -41,9 +42,13 @@ async fn citing_upstream() -> String {
 }
 
 async fn start_with_kb(cfg: server::ServerConfig, kb: Option<&Path>) -> TestServer {
+    start_with_source(cfg, kb.map(|dir| KnowledgeSource::Dir(dir.to_owned()))).await
+}
+
+async fn start_with_source(cfg: server::ServerConfig, kb: Option<KnowledgeSource>) -> TestServer {
     let bound = server::bind(cfg).await.unwrap();
-    if let Some(dir) = kb {
-        bound.attach_knowledge(dir).unwrap();
+    if let Some(source) = kb {
+        bound.attach_knowledge(&source).await.unwrap();
     }
     let addr = bound.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -229,4 +234,72 @@ async fn the_guard_screens_questions_and_withholds_injected_passages() {
     assert_eq!(status, 200, "{blocked}");
     assert!(blocked.get("citations").is_none(), "blocked before retrieval: {blocked}");
     server.shutdown().await;
+}
+
+/// Two servers on one knowledge base in PostgreSQL (as two replicas behind a load balancer): a document
+/// added through one is searched, cited and deleted through the other. Needs `FINLLM_TEST_PGVECTOR_URL`
+/// (`.ci/pgvector`); without it the test says so and passes.
+#[tokio::test]
+async fn two_servers_share_a_knowledge_base_in_postgres() {
+    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
+        println!(
+            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
+        );
+        return;
+    };
+    let schema = "servertest_kb";
+    let reset = url.clone();
+    tokio::task::spawn_blocking(move || {
+        knowledge::pg::PgKnowledgeBase::connect(&reset, schema).unwrap().drop_all().unwrap();
+    })
+    .await
+    .unwrap();
+    let source = KnowledgeSource::Postgres { url, schema: schema.to_owned(), connections: 2 };
+    let upstream = citing_upstream().await;
+    let writer = start_with_source(config(&[&upstream]), Some(source.clone())).await;
+    let reader = start_with_source(config(&[&upstream]), Some(source)).await;
+    let client = reqwest::Client::new();
+
+    let documents = json!({"documents": [
+        {"source": "pbc/2026-11-28", "title": "央行公告", "text": RATE, "tags": ["rates"]},
+        {"source": "sse/ipo", "title": "上交所公告", "text": "上海证券交易所发布科创板新股上市公告。"}
+    ]});
+    let (status, report) = send(client.post(writer.url("/v1/kb/documents")).json(&documents)).await;
+    assert_eq!((status, report["added"].as_array().map(Vec::len)), (200, Some(2)), "{report}");
+
+    let (_, hits) = send(
+        client.post(reader.url("/v1/kb/search")).json(&json!({"query": "逆回购利率", "k": 1})),
+    )
+    .await;
+    let top = &hits["data"][0];
+    assert_eq!((top["title"].as_str(), top["body"].as_str()), (Some("央行公告"), Some(RATE)));
+    let doc_id = top["doc_id"].as_str().unwrap().to_owned();
+    let (_, stats) = send(client.get(reader.url("/v1/kb/stats"))).await;
+    assert_eq!((stats["documents"].as_u64(), stats["chunks"].as_u64()), (Some(2), Some(2)));
+
+    // A grounded answer through the other server: its citation is checked against PostgreSQL's text.
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "逆回购中标利率是多少？"}], "kb": {"k": 2}});
+    let (status, answer) =
+        send(client.post(reader.url("/v1/kb/chat/completions")).json(&chat)).await;
+    assert_eq!(status, 200, "{answer}");
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 1, "{answer}");
+    assert_eq!(
+        (citations[0]["doc_id"].as_str(), citations[0]["quote"].as_str()),
+        (Some(doc_id.as_str()), Some(RATE))
+    );
+    assert_eq!(answer["rejected_citations"].as_array().map(Vec::len), Some(1), "{answer}");
+
+    // An update through the reader bumps the version the writer sees; a delete is seen by both.
+    let changed = json!({"documents": [{"source": "pbc/2026-11-28", "title": "央行公告", "text": "中国人民银行开展14天期逆回购操作。"}]});
+    let (_, report) = send(client.post(reader.url("/v1/kb/documents")).json(&changed)).await;
+    assert_eq!(report["updated"], json!([doc_id]), "{report}");
+    let (_, doc) = send(client.get(writer.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!(doc["version"], 2, "{doc}");
+    let (status, _) = send(client.delete(writer.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(client.get(reader.url(&format!("/v1/kb/documents/{doc_id}")))).await;
+    assert_eq!(status, 404);
+    writer.shutdown().await;
+    reader.shutdown().await;
 }

@@ -32,20 +32,42 @@ def token_stream(vocab, seed=0x9E3779B97F4A7C15):
 
 
 def model_bytes(path):
-    """Bytes one decode step reads: every tensor but the embedding table, unless it doubles as the output head."""
+    """Bytes one decode step reads: every tensor but the embedding table (unless it doubles as the output head);
+    of a mixture-of-experts layer's stacked experts only the share a token uses (experts used / experts)."""
     reader = gguf.GGUFReader(path)
-    names = {t.name: int(t.n_bytes) for t in reader.tensors}
-    total = sum(names.values())
+    fields = reader.fields
+    field = lambda key, default=None: int(fields[key].parts[-1][0]) if key in fields else default  # noqa: E731
+    arch = bytes(fields["general.architecture"].parts[-1]).decode()
+    experts = field(f"{arch}.expert_count", 0)
+    used = field(f"{arch}.expert_used_count", 0)
+    layers = field(f"{arch}.block_count") - field(f"{arch}.nextn_predict_layers", 0)
+    total = 0
+    names = set()
+    for t in reader.tensors:
+        names.add(t.name)
+        if t.name.startswith("blk.") and int(t.name.split(".")[1]) >= layers:
+            continue  # multi-token-prediction layers are not run
+        share = used / experts if experts and "_exps." in t.name else 1.0
+        total += int(t.n_bytes) * share
     if "output.weight" in names:
-        total -= names.get("token_embd.weight", 0)
-    field = lambda key: int(reader.fields[key].parts[-1][0])  # noqa: E731
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    layers = field(f"{arch}.block_count")
+        total -= next(int(t.n_bytes) for t in reader.tensors if t.name == "token_embd.weight")
     heads = field(f"{arch}.attention.head_count")
     kv_heads = field(f"{arch}.attention.head_count_kv")
-    hidden = field(f"{arch}.embedding_length")
-    kv_per_token = layers * 2 * kv_heads * (hidden // heads) * 2  # K and V, f16
-    return total, kv_per_token
+    head_dim = field(f"{arch}.attention.key_length", field(f"{arch}.embedding_length") // heads)
+    kv_per_token = layers * 2 * kv_heads * head_dim * 2  # K and V, f16
+    return int(total), kv_per_token
+
+
+def proc_status_bytes(key):
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM peak), in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def last_argmax(llm):
@@ -63,12 +85,14 @@ def main():
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--no-mmap", action="store_true",
+                    help="read the weights into memory instead of mapping the file (llama.cpp's --no-mmap)")
     args = ap.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
     n_ctx = max(depths) + args.prompt_tokens + args.gen_tokens + 16
     llm = llama_cpp.Llama(
         model_path=args.model, n_ctx=n_ctx, n_batch=args.batch, n_ubatch=args.batch,
-        n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
+        n_threads=args.threads, n_threads_batch=args.threads, verbose=False, use_mmap=not args.no_mmap,
     )
     tokens = token_stream(llm.n_vocab())
     take = lambda n: [next(tokens) for _ in range(n)]  # noqa: E731
@@ -96,7 +120,9 @@ def main():
         print(f"llama.cpp depth {depth}: {results[-1]}", file=sys.stderr)
     weights, kv = model_bytes(args.model)
     json.dump(dict(model=args.model, engine="llama.cpp " + llama_cpp.__version__, threads=args.threads,
-                   weight_bytes=weights, kv_bytes_per_token=kv, results=results), sys.stdout, indent=1)
+                   weight_bytes=weights, kv_bytes_per_token=kv, results=results,
+                   resident_bytes=proc_status_bytes("VmRSS"), peak_resident_bytes=proc_status_bytes("VmHWM")),
+              sys.stdout, indent=1)
     print()
 
 

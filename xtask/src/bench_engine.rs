@@ -1,10 +1,12 @@
 //! `cargo xtask bench-engine`: the engine's speed against llama.cpp, side by side on the same files, in one
-//! command (issue 3). It makes random-weight models of real shapes (`scripts/bench-engine/make_models.py`:
-//! Qwen2.5-0.5B at Q8_0, Qwen2.5-1.5B at Q4_K_M, quantized by llama.cpp), measures the machine's memory read
+//! command (issues 3 and 4). It makes random-weight models of real shapes (`scripts/bench-engine/make_models.py`:
+//! Qwen2.5-0.5B at Q8_0, Qwen2.5-1.5B at Q4_K_M, quantized by llama.cpp; on request Ling-mini-2.0 (Bailing MoE
+//! v2) and a Llama-3-8B shape at Q4_K_M, written block by block), measures the machine's memory read
 //! bandwidth, then alternates `finllm bench --json` and `scripts/bench-engine/llama_cpp_bench.py` (the same
 //! measurement through llama-cpp-python) for several rounds at short context, runs both once after a long
 //! prompt, and prints the ratios with every decode figure as a share of the bandwidth roofline (weight bytes
-//! plus KV-cache bytes read per token). The JSON goes to `target/bench-engine.json`.
+//! plus KV-cache bytes read per token; for MoE models the routed experts' share a token uses) and each engine's
+//! resident memory. The JSON goes to `target/bench-engine.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,7 +51,8 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--finllm" => o.finllm = Some(PathBuf::from(value()?)),
             other => bail!(
                 "unknown option {other}; usage: cargo xtask bench-engine [--rounds N] [--threads N] \
-                 [--long TOKENS (0 = skip)] [--models qwen05-q8_0,qwen15-q4_k_m] [--models-dir D] [--finllm PATH]"
+                 [--long TOKENS (0 = skip)] [--models qwen05-q8_0,qwen15-q4_k_m,ling-mini-q4_k_m,dense-8b-q4_k_m] \
+                 [--models-dir D] [--finllm PATH]"
             ),
         }
     }
@@ -185,10 +188,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         // Short context: prefill 512 tokens, decode 64, alternating engines round by round.
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         let mut bytes = (0.0, 0.0);
+        // Resident memory at the end of each engine's run (largest over the rounds), bytes.
+        let mut resident = (0.0f64, 0.0f64);
         for round in 0..o.rounds {
             eprintln!("{name}: round {}/{}", round + 1, o.rounds);
-            ours.push(figures(&pair.finllm("0", 512, 64)?)[0]);
+            let fl = pair.finllm("0", 512, 64)?;
+            resident.0 = resident.0.max(fl["resident_bytes"].as_f64().unwrap_or(0.0));
+            ours.push(figures(&fl)[0]);
             let lc = pair.llama_cpp("0", 512, 64)?;
+            resident.1 = resident.1.max(lc["resident_bytes"].as_f64().unwrap_or(0.0));
             bytes = (
                 lc["weight_bytes"].as_f64().unwrap_or(0.0),
                 lc["kv_bytes_per_token"].as_f64().unwrap_or(0.0),
@@ -223,11 +231,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 "decode": {"finllm": d_ours, "llama_cpp": d_theirs, "ratio": d_ours / d_theirs,
                            "roofline": roofline, "finllm_share": d_ours / roofline,
                            "llama_cpp_share": d_theirs / roofline},
+                "resident_bytes": {"finllm": resident.0, "llama_cpp": resident.1,
+                                   "ratio": resident.0 / resident.1.max(1.0)},
             }));
         }
     }
     println!(
-        "{:<15} {:>6} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>6} {:>6}",
+        "{:<17} {:>6} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>6} {:>6} | {:>6} {:>6} {:>6}",
         "model",
         "depth",
         "pp finllm",
@@ -238,12 +248,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "ratio",
         "roofline",
         "ours%",
-        "llama%"
+        "llama%",
+        "RSS GB",
+        "llama",
+        "ratio"
     );
     for r in &report {
         let f = |v: &Value| v.as_f64().unwrap_or(0.0);
         println!(
-            "{:<15} {:>6} | {:>9.1} {:>9.1} {:>5.2}x | {:>8.1} {:>8.1} {:>5.2}x | {:>8.1} {:>5.0}% {:>5.0}%",
+            "{:<17} {:>6} | {:>9.1} {:>9.1} {:>5.2}x | {:>8.1} {:>8.1} {:>5.2}x | {:>8.1} {:>5.0}% {:>5.0}% | {:>6.2} {:>6.2} {:>5.2}x",
             r["model"].as_str().unwrap_or(""),
             f(&r["depth"]),
             f(&r["prefill"]["finllm"]),
@@ -255,6 +268,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             f(&r["decode"]["roofline"]),
             100.0 * f(&r["decode"]["finllm_share"]),
             100.0 * f(&r["decode"]["llama_cpp_share"]),
+            f(&r["resident_bytes"]["finllm"]) / 1e9,
+            f(&r["resident_bytes"]["llama_cpp"]) / 1e9,
+            f(&r["resident_bytes"]["ratio"]),
         );
     }
     let doc = json!({"threads": o.threads, "rounds": o.rounds, "bandwidth_bytes_per_s": bandwidth,

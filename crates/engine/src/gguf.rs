@@ -59,6 +59,12 @@ impl GgufFile {
         crate::mmap::release_pages(&self.map);
     }
 
+    /// Lets the OS drop the resident pages of one tensor's bytes (from [`GgufFile::tensor_data`]) once the
+    /// model holds its own copy.
+    pub fn release(&self, bytes: &[u8]) {
+        crate::mmap::release_range(&self.map, bytes);
+    }
+
     /// Whether the file holds a tensor of this name.
     pub fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)

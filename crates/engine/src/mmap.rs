@@ -40,3 +40,34 @@ pub(crate) fn release_pages(map: &Mmap) {
     #[cfg(not(unix))]
     let _ = map;
 }
+
+/// Drops this process's resident pages of the whole pages inside `bytes`, a slice of `map` (see
+/// [`release_pages`]); loading calls it after copying each tensor out, so a large model never holds the file's
+/// pages and the copies at once. Slices outside the map are ignored.
+pub(crate) fn release_range(map: &Mmap, bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let base = map.as_ptr() as usize;
+        let Some(start) = (bytes.as_ptr() as usize).checked_sub(base) else { return };
+        let end = start + bytes.len();
+        if end > map.len() {
+            return;
+        }
+        // Only whole pages inside the slice: a neighbouring tensor may still be in use.
+        let first = start.div_ceil(PAGE) * PAGE;
+        let last = end / PAGE * PAGE;
+        if last <= first {
+            return;
+        }
+        // SAFETY: as in `release_pages`: the range lies inside a read-only shared file mapping (checked
+        // above), so dropping its pages loses nothing that cannot be read back from the file.
+        #[allow(unsafe_code)]
+        let result = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, last - first)
+        };
+        drop(result);
+    }
+    #[cfg(not(unix))]
+    let _ = (map, bytes);
+}

@@ -452,7 +452,9 @@ impl Weights {
                     .ok_or_else(|| EngineError::MissingTensor(hf_name.to_owned()))?;
                 let (dtype, dims, bytes) = g.tensor_data(&name)?;
                 check_shape(&name, dims, &[rows, cols])?;
-                matrix_from_ggml(dtype, bytes, rows, cols)
+                let matrix = matrix_from_ggml(dtype, bytes, rows, cols)?;
+                g.release(bytes);
+                Ok(matrix)
             }
             Weights::SafeTensors(s) => {
                 let t = s.tensor(hf_name)?;
@@ -483,7 +485,11 @@ impl Weights {
                 let per_expert = bytes.len() / n;
                 bytes
                     .chunks_exact(per_expert)
-                    .map(|b| Ok(linear(matrix_from_ggml(dtype, b, out_dim, in_dim)?)))
+                    .map(|b| {
+                        let matrix = matrix_from_ggml(dtype, b, out_dim, in_dim)?;
+                        g.release(b);
+                        Ok(linear(matrix))
+                    })
                     .collect()
             }
             Weights::SafeTensors(_) => (0..n)

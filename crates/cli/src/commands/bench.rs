@@ -121,6 +121,8 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
             "rounds": args.rounds,
             "cpus": cpus(),
             "results": results,
+            "resident_bytes": proc_status_bytes("VmRSS"),
+            "peak_resident_bytes": proc_status_bytes("VmHWM"),
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
@@ -143,6 +145,15 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A memory figure of this process from `/proc/self/status` (`VmRSS`: resident now; `VmHWM`: the peak), in
+/// bytes; `None` where the file does not exist (not Linux).
+fn proc_status_bytes(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
+    let kib: u64 = line[key.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Prefills `prompt` into `seq`, then decodes `gen` tokens greedily; returns both durations.

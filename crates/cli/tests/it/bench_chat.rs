@@ -38,7 +38,12 @@ fn chat_turns(model: &str, input: &str) -> (Vec<usize>, String) {
 
 #[test]
 fn chat_keeps_history_and_resets() {
-    for model in [fixture("qwen2/model-q8_0.gguf"), fixture("llama/model-q8_0.gguf")] {
+    // Qwen2 (ChatML), Llama 3 and Ling's `<role>…<|role_end|>` template on a Bailing MoE model.
+    for model in [
+        fixture("qwen2/model-q8_0.gguf"),
+        fixture("llama/model-q8_0.gguf"),
+        fixture("bailingmoe2/model-q8_0.gguf"),
+    ] {
         let (turns, stderr) =
             chat_turns(&model, "hello\nhello\n/reset\nhello\n/exit\nnever read\n");
         assert_eq!(turns.len(), 3, "{stderr}");

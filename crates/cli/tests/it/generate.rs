@@ -16,22 +16,30 @@ fn fixture(rel: &str) -> String {
 #[test]
 fn generates_text_and_reports_speed() {
     let dir = tempfile::tempdir().unwrap();
-    let model = fixture("llama/model-q8_0.gguf");
-    let args = [
-        "generate",
-        "--model",
-        &model,
-        "--prompt",
-        "hello",
-        "--max-tokens",
-        "8",
-        "--temperature",
-        "0",
-    ];
-    let run = finllm(dir.path(), &args, &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!run.stdout.trim().is_empty());
-    assert!(run.stderr.contains("prefill:") && run.stderr.contains("tok/s"), "{}", run.stderr);
+    // A dense model and both Bailing MoE versions (GGUF, and an HF folder with an MTP layer and no tokenizer).
+    for (rel, prompt_flag, prompt) in [
+        ("llama/model-q8_0.gguf", "--prompt", "hello"),
+        ("bailingmoe/model-q8_0.gguf", "--prompt", "hello"),
+        ("bailingmoe2/model-q8_0.gguf", "--prompt", "hello"),
+        ("bailingmoe2/hf", "--prompt-ids", "1,40,41,42"),
+    ] {
+        let model = fixture(rel);
+        let args = [
+            "generate",
+            "--model",
+            &model,
+            prompt_flag,
+            prompt,
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "0",
+        ];
+        let run = finllm(dir.path(), &args, &[]);
+        assert_eq!(run.code, 0, "{rel}: {}", run.stderr);
+        assert!(!run.stdout.trim().is_empty(), "{rel}");
+        assert!(run.stderr.contains("prefill:") && run.stderr.contains("tok/s"), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! With an embedder, every chunk is also embedded (timed separately: embedding dominates ingest on a CPU)
 //! and queries run hybrid, the vector list fused with the lexical ones; query latency then includes
 //! embedding the query.
+//!
+//! [`evaluate_store`] measures any [`KnowledgeStore`] the same way through its public API (each chunk one
+//! document, each query thread its own handle): the PostgreSQL path's figures. Every report carries the
+//! machine's load average before and after, since on a shared machine throughput means little without it.
 
 use std::{
     path::Path,
@@ -22,6 +26,8 @@ use crate::{
     chunk::{ChunkConfig, chunk_text},
     embed::Embedder,
     index::{ChunkIndex, ChunkRecord, Filters, Retriever, chunk_key},
+    kb::{AddOptions, KnowledgeStore, SearchRequest, doc_id},
+    parse::SourceDoc,
     search::{SearchOptions, hybrid_search},
     vectors::{VectorIndex, VectorMeta, VectorModel, VectorRetriever},
 };
@@ -180,6 +186,29 @@ pub struct EvalReport {
     pub embed_chunks_per_s: f64,
     /// How queries were run.
     pub options: SearchOptions,
+    /// The machine's 1-minute load average before and after the run (Linux; 0 elsewhere): with fewer
+    /// cores than that, other work shared the CPU and the throughput figures are low.
+    #[serde(default)]
+    pub load_average: (f64, f64),
+    /// CPU cores the machine has.
+    #[serde(default)]
+    pub cores: usize,
+    /// What was measured: `embedded` (tantivy, HNSW) or the store's description (`postgres`), whose
+    /// CPU per query counts this process only, not the database server's.
+    #[serde(default)]
+    pub backend: String,
+}
+
+/// The 1-minute load average (Linux `/proc/loadavg`; 0 elsewhere).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Embeds every chunk of `set` into an in-memory vector index; returns it and the seconds taken.
@@ -246,16 +275,18 @@ pub fn build_index(set: &EvalSet, dir: &Path, threads: usize) -> Result<(ChunkIn
 /// One query's index, the gold chunk's rank (0-based, within the top 10) and latency in ms.
 type QueryOutcome = (usize, Option<usize>, f64);
 
-/// Runs every query of `set` against `index` (and `vectors`, when given) on `threads` threads.
-pub fn run_queries(
-    index: &ChunkIndex,
-    vectors: Option<VectorRetriever<'_>>,
+/// A query run's gold ranks (0-based, within the top 10), latencies (ms) and wall seconds.
+type Timings = (Vec<Option<usize>>, Vec<f64>, f64);
+
+/// Runs every query of `set` on `threads` threads: each thread makes its own searcher with `make` and
+/// asks `search` for the gold chunk's rank. Returns the ranks, the latencies (ms) and the wall seconds.
+fn run_timed<S>(
     set: &EvalSet,
-    options: &SearchOptions,
     threads: usize,
     progress: Progress<'_>,
-) -> Result<(Vec<Option<usize>>, Vec<f64>, f64)> {
-    let searcher = index.searcher();
+    make: &(dyn Fn() -> Result<S> + Sync),
+    search: &(dyn Fn(&mut S, &EvalQuery) -> Result<Option<usize>> + Sync),
+) -> Result<Timings> {
     let threads = threads.max(1);
     let done = AtomicUsize::new(0);
     let done = &done;
@@ -263,26 +294,13 @@ pub fn run_queries(
     let results: Vec<Result<Vec<QueryOutcome>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let searcher = searcher.clone();
                 scope.spawn(move || {
-                    let extra: Vec<(&dyn Retriever, f32)> = vectors
-                        .as_ref()
-                        .map(|v| (v as &dyn Retriever, options.vector_weight))
-                        .into_iter()
-                        .collect();
+                    let mut searcher = make()?;
                     let mut out = Vec::new();
                     for (i, q) in set.queries.iter().enumerate().skip(t).step_by(threads) {
                         let began = Instant::now();
-                        let hits = hybrid_search(
-                            &searcher,
-                            &extra,
-                            &q.question,
-                            &Filters::default(),
-                            10,
-                            options,
-                        )?;
-                        let ms = began.elapsed().as_secs_f64() * 1e3;
-                        out.push((i, hits.iter().position(|h| h.chunk.chunk_id == q.gold), ms));
+                        let rank = search(&mut searcher, q)?;
+                        out.push((i, rank, began.elapsed().as_secs_f64() * 1e3));
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_multiple_of(64) || n == set.queries.len() {
                             progress("query", n, set.queries.len());
@@ -311,6 +329,25 @@ pub fn run_queries(
         }
     }
     Ok((ranks, latencies, seconds))
+}
+
+/// Runs every query of `set` against `index` (and `vectors`, when given) on `threads` threads.
+pub fn run_queries(
+    index: &ChunkIndex,
+    vectors: Option<VectorRetriever<'_>>,
+    set: &EvalSet,
+    options: &SearchOptions,
+    threads: usize,
+    progress: Progress<'_>,
+) -> Result<Timings> {
+    let searcher = index.searcher();
+    let vectors = vectors.as_ref();
+    run_timed(set, threads, progress, &|| Ok(searcher.clone()), &|searcher, q| {
+        let extra: Vec<(&dyn Retriever, f32)> =
+            vectors.map(|v| (v as &dyn Retriever, options.vector_weight)).into_iter().collect();
+        let hits = hybrid_search(searcher, &extra, &q.question, &Filters::default(), 10, options)?;
+        Ok(hits.iter().position(|h| h.chunk.chunk_id == q.gold))
+    })
 }
 
 /// User plus system CPU seconds this process has used, from `/proc/self/stat` (Linux; `None` elsewhere).
@@ -345,6 +382,7 @@ pub fn evaluate(
     embedder: Option<&dyn Embedder>,
     progress: Progress<'_>,
 ) -> Result<EvalReport> {
+    let load_before = load_average();
     progress("index", 0, set.chunks.len());
     let (index, ingest_mb, ingest_s) = build_index(set, dir, threads)?;
     progress("index", set.chunks.len(), set.chunks.len());
@@ -358,19 +396,38 @@ pub fn evaluate(
     let retriever = vectors
         .as_ref()
         .map(|(index, embedder)| VectorRetriever { index: index.vectors(), embedder: *embedder });
-    // One untimed pass warms the page cache and the jieba dictionary, as a long-running server would be.
+    let mut report = measure(set, threads, options, progress, &|queries, progress| {
+        run_queries(&index, retriever, queries, options, threads, progress)
+    })?;
+    report.ingest_mb = ingest_mb;
+    report.ingest_s = ingest_s;
+    report.ingest_mb_per_s = ingest_mb / ingest_s.max(1e-9);
+    report.embed_model = embedder.map(|e| e.name().to_owned());
+    report.embed_s = embed_s;
+    report.embed_chunks_per_s = if embed_s > 0.0 { set.chunks.len() as f64 / embed_s } else { 0.0 };
+    report.load_average.0 = load_before;
+    report.backend = "embedded".to_owned();
+    Ok(report)
+}
+
+/// Runs the queries of `set` with `run`: the first 200 once untimed (page cache, dictionaries,
+/// connections warm, as in a long-running server), then all of them timed; the report's quality,
+/// latency, throughput, CPU and load fields (ingest fields are the caller's).
+fn measure(
+    set: &EvalSet,
+    threads: usize,
+    options: &SearchOptions,
+    progress: Progress<'_>,
+    run: &dyn Fn(&EvalSet, Progress<'_>) -> Result<Timings>,
+) -> Result<EvalReport> {
     let silent = |_: &str, _: usize, _: usize| {};
-    run_queries(
-        &index,
-        retriever,
+    run(
         &EvalSet { chunks: Vec::new(), queries: set.queries.iter().take(200).cloned().collect() },
-        options,
-        threads,
         &silent,
     )?;
+    let load_before = load_average();
     let cpu_before = process_cpu_seconds();
-    let (ranks, mut latencies, seconds) =
-        run_queries(&index, retriever, set, options, threads, progress)?;
+    let (ranks, mut latencies, seconds) = run(set, progress)?;
     let cpu_s = match (cpu_before, process_cpu_seconds()) {
         (Some(before), Some(after)) => after - before,
         _ => 0.0,
@@ -389,12 +446,65 @@ pub fn evaluate(
         queries_per_s: ranks.len() as f64 / seconds.max(1e-9),
         cpu_ms_per_query: cpu_s * 1e3 / n,
         threads,
-        ingest_mb,
-        ingest_s,
-        ingest_mb_per_s: ingest_mb / ingest_s.max(1e-9),
-        embed_model: embedder.map(|e| e.name().to_owned()),
-        embed_s,
-        embed_chunks_per_s: if embed_s > 0.0 { set.chunks.len() as f64 / embed_s } else { 0.0 },
+        ingest_mb: 0.0,
+        ingest_s: 0.0,
+        ingest_mb_per_s: 0.0,
+        embed_model: None,
+        embed_s: 0.0,
+        embed_chunks_per_s: 0.0,
         options: options.clone(),
+        load_average: (load_before, load_average()),
+        cores: cores(),
+        backend: String::new(),
     })
+}
+
+/// Evaluates a [`KnowledgeStore`] through its public API: `store` (which should be empty) ingests every
+/// chunk as one document (source = chunk id), in batches, timed as ingest; then `threads` threads, each
+/// with its own handle from `open` (a connection of its own, for PostgreSQL), run the queries. A hit is
+/// a result from the gold chunk's document. `backend` names what was measured in the report.
+pub fn evaluate_store(
+    set: &EvalSet,
+    store: &mut dyn KnowledgeStore,
+    open: &(dyn Fn() -> Result<Box<dyn KnowledgeStore + Send>> + Sync),
+    options: &SearchOptions,
+    threads: usize,
+    backend: &str,
+    progress: Progress<'_>,
+) -> Result<EvalReport> {
+    let load_before = load_average();
+    crate::tokenize::jieba();
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for (n, batch) in set.chunks.chunks(1_000).enumerate() {
+        let docs: Vec<SourceDoc> = batch
+            .iter()
+            .map(|(id, body)| {
+                bytes += body.len();
+                SourceDoc { source: id.clone(), text: body.clone(), ..SourceDoc::default() }
+            })
+            .collect();
+        store.add_docs(docs, &AddOptions { threads, ..AddOptions::default() })?;
+        progress("index", (n * 1_000 + batch.len()).min(set.chunks.len()), set.chunks.len());
+    }
+    let ingest_s = started.elapsed().as_secs_f64();
+    let ingest_mb = bytes as f64 / 1e6;
+    let mut report = measure(set, threads, options, progress, &|queries, progress| {
+        run_timed(queries, threads, progress, open, &|store, q| {
+            let request = SearchRequest {
+                query: q.question.clone(),
+                k: 10,
+                filters: Filters::default(),
+                options: options.clone(),
+            };
+            let gold = doc_id(&q.gold);
+            Ok(store.search(&request)?.iter().position(|h| h.chunk.doc_id == gold))
+        })
+    })?;
+    report.ingest_mb = ingest_mb;
+    report.ingest_s = ingest_s;
+    report.ingest_mb_per_s = ingest_mb / ingest_s.max(1e-9);
+    report.load_average.0 = load_before;
+    report.backend = backend.to_owned();
+    Ok(report)
 }

@@ -221,7 +221,7 @@ pub fn run(args: &KbArgs, config: &Config) -> anyhow::Result<()> {
         return run_postgres(args, url, schema, config);
     }
     match &args.command {
-        KbCommand::Eval(a) => eval_command(a, &config.data_dir),
+        KbCommand::Eval(a) => eval_command(a, &config.data_dir, None),
         KbCommand::Clean(a) => clean_command(a),
         KbCommand::Add(a) => add_command(a, open(config)?),
         KbCommand::Rm { id } => {
@@ -247,7 +247,7 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
         Ok(kb)
     };
     match &args.command {
-        KbCommand::Eval(a) => eval_command(a, &config.data_dir),
+        KbCommand::Eval(a) => eval_command(a, &config.data_dir, Some((url, schema))),
         KbCommand::Clean(a) => clean_command(a),
         KbCommand::Add(a) => {
             anyhow::ensure!(!a.prune, "--prune is not supported with --database yet");
@@ -565,7 +565,14 @@ fn read_corpus(input: &Path) -> anyhow::Result<(Vec<SourceDoc>, Vec<SkippedFile>
     Ok((docs, skipped))
 }
 
-fn eval_command(args: &EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
+/// `finllm kb eval`: on the embedded index in a scratch folder of the data directory, or, with
+/// `postgres` (URL, schema), on the PostgreSQL knowledge base in the scratch schema `<schema>_eval`
+/// (dropped before and after; the knowledge base itself is not touched).
+fn eval_command(
+    args: &EvalArgs,
+    data_dir: &Path,
+    postgres: Option<(&str, &str)>,
+) -> anyhow::Result<()> {
     let file =
         if args.data.is_dir() { args.data.join("cmrc2018_dev.json") } else { args.data.clone() };
     let mut set = eval::load_squad(&file, args.chunk_chars)
@@ -597,17 +604,47 @@ fn eval_command(args: &EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
         spinner.set_length(total as u64);
         spinner.set_position(done as u64);
     };
-    let report = eval::evaluate(
-        &set,
-        &dir,
-        &args.search.options(),
-        args.threads,
-        embedder.as_ref().map(|e| e as &dyn knowledge::Embedder),
-        &progress,
-    );
+    let report = match postgres {
+        None => {
+            let report = eval::evaluate(
+                &set,
+                &dir,
+                &args.search.options(),
+                args.threads,
+                embedder.as_ref().map(|e| e as &dyn knowledge::Embedder),
+                &progress,
+            );
+            std::fs::remove_dir_all(&dir).ok();
+            report?
+        }
+        Some((url, schema)) => {
+            anyhow::ensure!(
+                embedder.is_none(),
+                "--embed-model is not supported with --database: attach a model with `kb add --embed-model`"
+            );
+            let scratch = format!("{schema}_eval");
+            let connect = || PgKnowledgeBase::connect(url, &scratch);
+            connect()
+                .and_then(PgKnowledgeBase::drop_all)
+                .with_context(|| format!("clearing the scratch schema {scratch}"))?;
+            let mut store = connect()?;
+            let open = || -> knowledge::Result<Box<dyn KnowledgeStore + Send>> {
+                Ok(Box::new(connect()?))
+            };
+            let report = eval::evaluate_store(
+                &set,
+                &mut store,
+                &open,
+                &args.search.options(),
+                args.threads,
+                "postgres",
+                &progress,
+            );
+            store.drop_all().with_context(|| format!("dropping the scratch schema {scratch}"))?;
+            report?
+        }
+    };
     spinner.finish_and_clear();
-    std::fs::remove_dir_all(&dir).ok();
-    let report = report?;
     if let Some(path) = &args.out {
         write_json(path, &report)?;
     }
@@ -622,6 +659,7 @@ fn eval_command(args: &EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn print_report(out: &mut impl Write, r: &EvalReport, real: usize) -> anyhow::Result<()> {
+    writeln!(out, "backend       {}", r.backend)?;
     writeln!(out, "chunks        {} ({} real, {} synthetic)", r.chunks, real, r.chunks - real)?;
     writeln!(out, "queries       {}", r.queries)?;
     writeln!(out, "R@1           {:.4}", r.recall_at_1)?;
@@ -630,7 +668,22 @@ fn print_report(out: &mut impl Write, r: &EvalReport, real: usize) -> anyhow::Re
     writeln!(out, "latency p50   {:.2} ms", r.latency_p50_ms)?;
     writeln!(out, "latency p99   {:.2} ms   (target <= 20 ms)", r.latency_p99_ms)?;
     writeln!(out, "queries/s     {:.0} on {} threads", r.queries_per_s, r.threads)?;
-    writeln!(out, "CPU per query {:.3} ms", r.cpu_ms_per_query)?;
+    let process_only =
+        if r.backend == "postgres" { " (this process; not the database's)" } else { "" };
+    writeln!(out, "CPU per query {:.3} ms{process_only}", r.cpu_ms_per_query)?;
+    if r.cpu_ms_per_query > 0.0 && r.backend != "postgres" {
+        writeln!(
+            out,
+            "CPU-bound     {:.0} queries/s on {} idle cores",
+            1e3 * r.cores as f64 / r.cpu_ms_per_query,
+            r.cores
+        )?;
+    }
+    writeln!(
+        out,
+        "machine load  {:.2} -> {:.2} (1-min load average, {} cores; above the cores, other work shared the CPU)",
+        r.load_average.0, r.load_average.1, r.cores
+    )?;
     writeln!(
         out,
         "ingest        {:.2} MB in {:.2} s = {:.2} MB/s",

@@ -66,3 +66,40 @@ fn cmrc2018_at_100k_chunks() {
         report.ingest_mb_per_s
     );
 }
+
+/// `evaluate_store` measures a knowledge base through its public API (here the embedded one in a
+/// folder, each query thread opening its own handle): every chunk a document, hits by document.
+#[test]
+fn evaluate_store_finds_gold_chunks_through_the_store_api() {
+    use knowledge::{KnowledgeBase, KnowledgeStore, eval::EvalQuery};
+    let chunks = [
+        ("p1:0", "中国人民银行开展7天期逆回购操作，中标利率1.8%。"),
+        ("p2:0", "上海证券交易所发布科创板新股上市公告。"),
+        ("p3:0", "国家统计局公布十月居民消费价格指数同比上涨。"),
+    ];
+    let set = eval::EvalSet {
+        chunks: chunks.iter().map(|(id, body)| ((*id).to_owned(), (*body).to_owned())).collect(),
+        queries: [("逆回购中标利率", "p1:0"), ("科创板新股", "p2:0"), ("居民消费价格指数", "p3:0")]
+            .iter()
+            .map(|(q, gold)| EvalQuery { question: (*q).to_owned(), gold: (*gold).to_owned() })
+            .collect(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KnowledgeBase::open(dir.path()).unwrap();
+    let open = || -> knowledge::Result<Box<dyn KnowledgeStore + Send>> {
+        Ok(Box::new(KnowledgeBase::open(dir.path())?))
+    };
+    let report = eval::evaluate_store(
+        &set,
+        &mut store,
+        &open,
+        &SearchOptions::default(),
+        2,
+        "embedded-store",
+        &|_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!((report.queries, report.recall_at_1, report.mrr_at_10), (3, 1.0, 1.0));
+    assert_eq!(report.backend, "embedded-store");
+    assert!(report.ingest_mb > 0.0 && report.cores >= 1, "{report:?}");
+}

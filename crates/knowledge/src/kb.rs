@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     KnowledgeError, Result,
-    chunk::{ChunkConfig, chunk_text},
+    chunk::{ChunkConfig, ParentSpan, chunk_text},
     clean::{CleanConfig, clean_text},
     embed::{BertEmbedder, Embedder},
     index::{ChunkIndex, ChunkRecord, Filters, Retriever, ScoredChunk, chunk_key},
@@ -132,6 +132,8 @@ pub trait KnowledgeStore {
     fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>>;
     /// Counts and sizes.
     fn stats(&self) -> Result<KbStats>;
+    /// The parent spans of a document (empty when it has none).
+    fn parents(&self, doc_id: &str) -> Result<Vec<ParentSpan>>;
 
     /// Whether the store can no longer answer and must be opened again (a PostgreSQL connection that
     /// the server closed); the embedded base never is.
@@ -198,6 +200,64 @@ impl KnowledgeStore for KnowledgeBase {
     fn stats(&self) -> Result<KbStats> {
         KnowledgeBase::stats(self)
     }
+
+    fn parents(&self, doc_id: &str) -> Result<Vec<ParentSpan>> {
+        self.store.parents(doc_id)
+    }
+}
+
+/// How many chunks a search asks its lists for: with parents, several hits may share one, so more are
+/// taken before they are merged.
+pub(crate) fn children_wanted(request: &SearchRequest) -> usize {
+    if request.options.parents { request.k.saturating_mul(3) } else { request.k }
+}
+
+/// Small-to-big ([`SearchOptions::parents`]): replaces each hit by the parent span that holds it, its
+/// body read verbatim from the stored text (id `doc:p<n>`, the best child's score), keeps the first of
+/// hits sharing a parent, and cuts to `k`. A hit whose document has no parent stays as it is.
+pub fn to_parents(
+    store: &dyn KnowledgeStore,
+    hits: Vec<ScoredChunk>,
+    k: usize,
+) -> Result<Vec<ScoredChunk>> {
+    let mut out: Vec<ScoredChunk> = Vec::with_capacity(k);
+    let mut seen: HashSet<String> = HashSet::new();
+    for hit in hits {
+        if out.len() >= k {
+            break;
+        }
+        let c = &hit.chunk;
+        let parents = store.parents(&c.doc_id)?;
+        let holding = parents.iter().enumerate().find(|(_, p)| {
+            p.start as u64 <= c.start && c.end <= p.end as u64 && p.end - p.start > 0
+        });
+        let text = match holding {
+            Some(_) => {
+                store.get(&c.doc_id)?.filter(|d| d.version == c.version).and(store.text(&c.doc_id)?)
+            }
+            None => None,
+        };
+        let (Some((n, span)), Some(text)) = (holding, text) else {
+            if seen.insert(c.chunk_id.clone()) {
+                out.push(hit);
+            }
+            continue;
+        };
+        let id = format!("{}:p{n}", c.doc_id);
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let body: String = text.chars().skip(span.start).take(span.end - span.start).collect();
+        let chunk = ChunkRecord {
+            chunk_id: id,
+            body,
+            start: span.start as u64,
+            end: span.end as u64,
+            ..hit.chunk
+        };
+        out.push(ScoredChunk { score: hit.score, chunk });
+    }
+    Ok(out)
 }
 
 /// The knowledge base.
@@ -491,14 +551,15 @@ impl KnowledgeBase {
             .map(|v| (v as &dyn Retriever, request.options.vector_weight))
             .into_iter()
             .collect();
-        hybrid_search(
+        let hits = hybrid_search(
             &self.index.searcher(),
             &extra,
             &request.query,
             &request.filters,
-            request.k,
+            children_wanted(request),
             &request.options,
-        )
+        )?;
+        if request.options.parents { to_parents(self, hits, request.k) } else { Ok(hits) }
     }
 
     /// See [`KnowledgeStore::verify`].
@@ -595,7 +656,7 @@ pub struct PreparedDoc {
     /// The cleaned text, stored so citations can be checked verbatim.
     pub text: String,
     /// Parent spans of the chunks.
-    pub parents: Vec<crate::chunk::ParentSpan>,
+    pub parents: Vec<ParentSpan>,
     /// The chunks.
     pub chunks: Vec<ChunkRecord>,
     /// Each chunk's indexed text (see [`indexed_text`]).

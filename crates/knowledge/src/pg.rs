@@ -30,7 +30,10 @@ use crate::{
     embed::Embedder,
     fusion::RankedList,
     index::{ChunkRecord, Filters, LexicalField, ScoredChunk, chunk_key},
-    kb::{AddOptions, IngestReport, KbStats, KnowledgeStore, SearchRequest, doc_id, prepare_doc},
+    kb::{
+        AddOptions, IngestReport, KbStats, KnowledgeStore, SearchRequest, children_wanted, doc_id,
+        prepare_doc, to_parents,
+    },
     parse::SourceDoc,
     search::{fuse_and_load, lexical_query},
     store::DocRecord,
@@ -740,7 +743,13 @@ impl KnowledgeStore for PgKnowledgeBase {
     }
 
     fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredChunk>> {
-        self.runtime.block_on(self.search_async(request))
+        let wanted = SearchRequest { k: children_wanted(request), ..request.clone() };
+        let hits = self.runtime.block_on(self.search_async(&wanted))?;
+        if request.options.parents { to_parents(self, hits, request.k) } else { Ok(hits) }
+    }
+
+    fn parents(&self, doc_id: &str) -> Result<Vec<ParentSpan>> {
+        PgKnowledgeBase::parents(self, doc_id)
     }
 
     fn stats(&self) -> Result<KbStats> {

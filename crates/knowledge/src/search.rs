@@ -48,6 +48,11 @@ pub struct SearchOptions {
     /// 0.2 halves the jieba list's time and leaves R@10 unchanged.
     #[serde(default = "common_term_share")]
     pub common_term_share: f32,
+    /// Small-to-big: match the (small) chunks, return their parent chunks — the larger span of the
+    /// section around them, verbatim from the stored text, so a citation of it checks like any other.
+    /// Several hits in one parent become one result.
+    #[serde(default)]
+    pub parents: bool,
 }
 
 fn one() -> f32 {
@@ -69,6 +74,7 @@ impl Default for SearchOptions {
             freshness: None,
             strip_question_words: true,
             common_term_share: common_term_share(),
+            parents: false,
         }
     }
 }

@@ -197,6 +197,9 @@ struct SearchFlags {
     /// Leave out lexical query terms found in more than this share of the chunks (1 keeps all)
     #[arg(long, default_value_t = 0.2)]
     common_term_share: f32,
+    /// Return each matching chunk's parent (the larger span of its section around it) instead
+    #[arg(long)]
+    parents: bool,
 }
 
 impl SearchFlags {
@@ -210,6 +213,7 @@ impl SearchFlags {
             freshness: None,
             strip_question_words: !self.keep_question_words,
             common_term_share: self.common_term_share,
+            parents: self.parents,
         }
     }
 }

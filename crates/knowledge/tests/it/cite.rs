@@ -149,3 +149,59 @@ fn weakly_supported_claims_are_rejected_and_multi_markers_rewritten() {
         ("没有引用。", 0, 0)
     );
 }
+
+/// Small-to-big: with `parents`, a search matches the small chunks and returns their parent span
+/// (verbatim from the stored text, several children merged into one result), and a citation of a
+/// sentence that only the parent holds checks out, on the embedded base and through the trait alike.
+#[test]
+fn parent_chunks_are_returned_and_cited() {
+    use knowledge::{KnowledgeStore, SearchOptions, chunk::ChunkConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut kb = KnowledgeBase::open(dir.path()).unwrap();
+    kb.chunking = ChunkConfig { max_chars: 30, overlap_chars: 0, headings: true, parent_chars: 90 };
+    let text = "中国人民银行今日开展7天期逆回购操作。中标利率为1.8%，与上次持平。\
+                操作量为2000亿元，当日有1000亿元逆回购到期。\
+                上海证券交易所发布科创板新股上市公告。三家公司今日挂牌交易。";
+    let doc = SourceDoc {
+        source: "pboc".into(),
+        title: "公告".into(),
+        text: text.into(),
+        ..SourceDoc::default()
+    };
+    kb.add_docs(vec![doc], &AddOptions::default()).unwrap();
+    let search = |parents: bool| {
+        let options = SearchOptions { parents, ..SearchOptions::default() };
+        let request = SearchRequest {
+            query: "逆回购 中标利率".into(),
+            k: 3,
+            options,
+            ..SearchRequest::default()
+        };
+        kb.search(&request).unwrap()
+    };
+    let children = search(false);
+    let parents = search(true);
+    let child = &children[0].chunk;
+    let parent = &parents[0].chunk;
+    assert!(child.body.chars().count() <= 30, "{child:?}");
+    assert!(
+        parent.body.contains(&child.body) && parent.body.len() > child.body.len(),
+        "{parent:?}"
+    );
+    assert!(parent.chunk_id.ends_with(":p0"), "{parent:?}");
+    let ids: Vec<&str> = parents.iter().map(|h| h.chunk.chunk_id.as_str()).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique, "children of one parent become one result");
+    assert!(
+        KnowledgeStore::verify(&kb, parent).unwrap(),
+        "the parent is the stored text at its span"
+    );
+    // A sentence from the parent that the best child does not hold is a supported citation.
+    let answer = "当日有1000亿元逆回购到期[1]。";
+    assert!(!child.body.contains("1000亿元"));
+    let grounded = kb.ground(answer, &parents);
+    assert_eq!(grounded.citations.len(), 1, "{}", summary(&grounded));
+    let c = &grounded.citations[0];
+    assert!(c.quote.contains("1000亿元") && parent.start <= c.start && c.end <= parent.end, "{c:?}");
+}

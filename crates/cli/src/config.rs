@@ -121,6 +121,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "PostgreSQL connections `finllm serve` opens to the knowledge base (searches run on them in parallel)",
     },
     Setting {
+        key: "knowledge.embed_api_key",
+        kind: Kind::Secret,
+        default: "",
+        help: "API key (Bearer) for an upstream embedding endpoint the knowledge base uses (`kb add --embed-upstream`)",
+    },
+    Setting {
         key: "guard.enabled",
         kind: Kind::Bool,
         default: "true",
@@ -618,6 +624,8 @@ pub struct Config {
     pub knowledge_schema: String,
     /// Connections `finllm serve` opens to it.
     pub knowledge_connections: usize,
+    /// API key for an upstream embedding endpoint.
+    pub knowledge_embed_api_key: Option<String>,
     /// Whether the guard runs in `finllm serve`.
     pub guard_enabled: bool,
     /// The guard classifier, when not the shipped one.
@@ -677,6 +685,9 @@ impl Config {
                 .map(str::to_owned),
             knowledge_schema: resolved.get("knowledge.schema").to_owned(),
             knowledge_connections: resolved.number("knowledge.connections"),
+            knowledge_embed_api_key: Some(resolved.get("knowledge.embed_api_key"))
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned),
             guard_enabled: resolved.get("guard.enabled") == "true",
             guard_model: Some(resolved.get("guard.model"))
                 .filter(|p| !p.is_empty())

@@ -24,6 +24,7 @@ use crate::{
     chunk::{ChunkConfig, ParentSpan, chunk_text},
     clean::{CleanConfig, clean_text},
     embed::{BertEmbedder, Embedder},
+    upstream::UpstreamEmbedder,
     index::{ChunkIndex, ChunkRecord, Filters, Retriever, ScoredChunk, chunk_key},
     parse::{SourceDoc, parse_file},
     search::{SearchOptions, hybrid_search},
@@ -272,6 +273,8 @@ pub struct KnowledgeBase {
     pub chunking: ChunkConfig,
     /// How document text is cleaned before chunking.
     pub cleaning: CleanConfig,
+    /// The API key for a recorded upstream embedding endpoint (keys are never stored).
+    pub embed_api_key: Option<String>,
 }
 
 /// The stable id of a source: `d` + 16 hex digits of SHA-256 of the source string.
@@ -343,7 +346,21 @@ impl KnowledgeBase {
             embedder: None,
             chunking: ChunkConfig::default(),
             cleaning: CleanConfig::mappers_only(),
+            embed_api_key: None,
         })
+    }
+
+    /// Attaches an upstream OpenAI-compatible embeddings endpoint (`base_url` like `http://host/v1`) as
+    /// the embedding model, recorded for later opens (see [`KnowledgeBase::set_embedder`]).
+    pub fn attach_upstream_embedder(
+        &mut self,
+        base_url: &str,
+        model: &str,
+        api_key: Option<String>,
+    ) -> Result<bool> {
+        let embedder = UpstreamEmbedder::connect(base_url, model, api_key)?;
+        let location = embedder.base_url().to_owned();
+        self.set_embedder(Box::new(embedder), Some(Path::new(&location)))
     }
 
     /// Attaches an embedding model: new and changed documents get vectors and searches use them. Returns
@@ -375,10 +392,15 @@ impl KnowledgeBase {
     /// Loads the model the stored vectors came from, if one is recorded; false when none is. A recorded
     /// model that cannot be loaded is an error: searching without it would silently drop the vector list.
     pub fn load_recorded_embedder(&mut self) -> Result<bool> {
-        let Some(path) = self.vectors.model().and_then(|m| m.path.clone()) else {
-            return Ok(false);
-        };
-        self.load_embedder(Path::new(&path))?;
+        let Some(model) = self.vectors.model().cloned() else { return Ok(false) };
+        let Some(path) = model.path else { return Ok(false) };
+        if crate::upstream::is_url(&path) {
+            let embedder =
+                crate::upstream::load_recorded(&path, &model.name, self.embed_api_key.as_deref())?;
+            self.set_embedder(embedder, Some(Path::new(&path)))?;
+        } else {
+            self.load_embedder(Path::new(&path))?;
+        }
         Ok(true)
     }
 

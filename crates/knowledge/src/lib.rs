@@ -8,7 +8,8 @@
 //! and [`fusion`] the weighted reciprocal-rank fuser, combined by [`search`]; [`store`] keeps document records in SQLite; [`kb`]
 //! ties them into one knowledge base in a directory, and [`pg`] keeps one in PostgreSQL with pgvector
 //! behind the same [`KnowledgeStore`] trait; [`eval`] measures retrieval on CMRC 2018.
-//! [`embed`] runs a BERT-family sentence encoder in-process and [`vectors`] keeps the chunk vectors (searched
+//! [`embed`] runs a BERT-family sentence encoder in-process ([`upstream`] asks an OpenAI-compatible
+//! `/v1/embeddings` endpoint instead) and [`vectors`] keeps the chunk vectors (searched
 //! through the [`hnsw`] graph), the third list in the fusion when a model is attached. [`cite`] builds grounded-answer prompts and checks
 //! every citation in a model's answer against the stored sources.
 
@@ -28,6 +29,7 @@ pub mod pg;
 pub mod search;
 pub mod store;
 pub mod tokenize;
+pub mod upstream;
 pub mod vectors;
 
 pub use chunk::{Chunk, ChunkConfig, chunk_text};

@@ -142,6 +142,8 @@ pub struct PgKnowledgeBase {
     pub chunking: ChunkConfig,
     /// How document text is cleaned before chunking.
     pub cleaning: CleanConfig,
+    /// The API key for a recorded upstream embedding endpoint (keys are never stored).
+    pub embed_api_key: Option<String>,
 }
 
 fn db_error(err: tokio_postgres::Error) -> KnowledgeError {
@@ -268,6 +270,7 @@ impl PgKnowledgeBase {
         kb.embedder = self.embedder.clone();
         kb.chunking = self.chunking;
         kb.cleaning = self.cleaning.clone();
+        kb.embed_api_key = self.embed_api_key.clone();
         Ok(kb)
     }
 
@@ -299,6 +302,7 @@ impl PgKnowledgeBase {
             embedder: None,
             chunking: ChunkConfig::default(),
             cleaning: CleanConfig::mappers_only(),
+            embed_api_key: None,
         })
     }
 
@@ -437,8 +441,26 @@ impl PgKnowledgeBase {
     pub fn load_embedder(&mut self, model_dir: &std::path::Path) -> Result<bool> {
         let canonical =
             std::fs::canonicalize(model_dir).map_err(|e| KnowledgeError::io(model_dir, e))?;
-        let changed = self.set_embedder(Box::new(crate::embed::BertEmbedder::load(&canonical)?))?;
-        let path = canonical.display().to_string();
+        let embedder = crate::embed::BertEmbedder::load(&canonical)?;
+        self.set_recorded_embedder(Box::new(embedder), canonical.display().to_string())
+    }
+
+    /// Attaches an upstream OpenAI-compatible embeddings endpoint (`base_url` like `http://host/v1`) as
+    /// the embedding model, recorded so other processes connect to it too (keys are not recorded).
+    pub fn attach_upstream_embedder(
+        &mut self,
+        base_url: &str,
+        model: &str,
+        api_key: Option<String>,
+    ) -> Result<bool> {
+        let embedder = crate::upstream::UpstreamEmbedder::connect(base_url, model, api_key)?;
+        let location = embedder.base_url().to_owned();
+        self.set_recorded_embedder(Box::new(embedder), location)
+    }
+
+    /// [`PgKnowledgeBase::set_embedder`], recording where the model is loaded from.
+    fn set_recorded_embedder(&mut self, embedder: Box<dyn Embedder>, path: String) -> Result<bool> {
+        let changed = self.set_embedder(embedder)?;
         let sql = format!("UPDATE {}.model SET path = $1 WHERE id = 1", self.schema);
         self.runtime.block_on(self.client.execute(&sql, &[&path])).map_err(db_error)?;
         if let Some(model) = &mut self.model {
@@ -451,10 +473,15 @@ impl PgKnowledgeBase {
     /// is. A recorded model that cannot be loaded is an error: searching without it would silently drop
     /// the vector list.
     pub fn load_recorded_embedder(&mut self) -> Result<bool> {
-        let Some(path) = self.model.as_ref().and_then(|m| m.path.clone()) else {
-            return Ok(false);
-        };
-        self.load_embedder(std::path::Path::new(&path))?;
+        let Some(model) = self.model.clone() else { return Ok(false) };
+        let Some(path) = model.path else { return Ok(false) };
+        if crate::upstream::is_url(&path) {
+            let embedder =
+                crate::upstream::load_recorded(&path, &model.name, self.embed_api_key.as_deref())?;
+            self.set_recorded_embedder(embedder, path)?;
+        } else {
+            self.load_embedder(std::path::Path::new(&path))?;
+        }
         Ok(true)
     }
 

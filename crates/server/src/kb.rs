@@ -89,15 +89,20 @@ pub struct KbHandle {
 }
 
 impl KbHandle {
-    /// Opens the knowledge base at `source`, with the embedding model its vectors came from. Call it on
-    /// a blocking thread (PostgreSQL's client blocks).
-    pub fn open(source: &KnowledgeSource) -> Result<KbHandle, ServerError> {
+    /// Opens the knowledge base at `source`, with the embedding model its vectors came from (`embed_api_key`
+    /// for an upstream embedding endpoint that needs one). Call it on a blocking thread (PostgreSQL's
+    /// client blocks).
+    pub fn open(
+        source: &KnowledgeSource,
+        embed_api_key: Option<String>,
+    ) -> Result<KbHandle, ServerError> {
         let pool = match source {
             KnowledgeSource::Dir(dir) => {
                 let fail = |err: KnowledgeError| {
                     ServerError::Knowledge(format!("knowledge base {}: {err}", dir.display()))
                 };
                 let mut kb = KnowledgeBase::open(dir).map_err(fail)?;
+                kb.embed_api_key = embed_api_key;
                 kb.load_recorded_embedder().map_err(fail)?;
                 vec![Backend::Embedded(Box::new(kb))]
             }
@@ -108,6 +113,7 @@ impl KbHandle {
                     ))
                 };
                 let mut first = PgKnowledgeBase::connect(url, schema).map_err(fail)?;
+                first.embed_api_key = embed_api_key;
                 first.load_recorded_embedder().map_err(fail)?;
                 let mut pool = Vec::with_capacity((*connections).max(1));
                 for _ in 1..(*connections).max(1) {

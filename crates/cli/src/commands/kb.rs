@@ -85,8 +85,15 @@ struct AddArgs {
     prune: bool,
     /// Attach a BERT-family embedding model folder (config.json, model.safetensors, tokenizer.json):
     /// chunks get vectors and searches fuse them; the model is remembered for later commands
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "embed_upstream")]
     embed_model: Option<PathBuf>,
+    /// Embed with an OpenAI-compatible endpoint instead (its base URL, e.g. http://host:8000/v1; the key,
+    /// if it needs one, is config key `knowledge.embed_api_key`); remembered like --embed-model
+    #[arg(long, value_name = "URL", requires = "embed_name")]
+    embed_upstream: Option<String>,
+    /// The model name to ask the --embed-upstream endpoint for
+    #[arg(long, value_name = "MODEL", requires = "embed_upstream")]
+    embed_name: Option<String>,
     /// Print the ingest report as JSON
     #[arg(long)]
     json: bool,
@@ -245,6 +252,7 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
         let mut kb = PgKnowledgeBase::connect(url, schema).with_context(|| {
             format!("opening the knowledge base in PostgreSQL (schema {schema})")
         })?;
+        kb.embed_api_key = config.knowledge_embed_api_key.clone();
         kb.load_recorded_embedder().context(
             "loading the knowledge base's embedding model (attach another with `finllm kb add --embed-model DIR`)",
         )?;
@@ -259,6 +267,10 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
             if let Some(model) = &a.embed_model {
                 kb.load_embedder(model)
                     .with_context(|| format!("loading the embedding model {}", model.display()))?;
+            }
+            if let (Some(url), Some(name)) = (&a.embed_upstream, &a.embed_name) {
+                kb.attach_upstream_embedder(url, name, config.knowledge_embed_api_key.clone())
+                    .with_context(|| format!("connecting to the embedding endpoint {url}"))?;
             }
             let mut skipped = Vec::new();
             let files = knowledge::kb::list_files(&a.paths, &mut skipped);
@@ -301,6 +313,7 @@ fn open(config: &Config) -> anyhow::Result<KnowledgeBase> {
     let dir = config.data_dir.join("kb");
     let mut kb = KnowledgeBase::open(&dir)
         .with_context(|| format!("opening the knowledge base in {}", dir.display()))?;
+    kb.embed_api_key = config.knowledge_embed_api_key.clone();
     kb.load_recorded_embedder().context(
         "loading the knowledge base's embedding model (attach another with `finllm kb add --embed-model DIR`)",
     )?;
@@ -325,10 +338,20 @@ fn progress_bar(len: u64, what: &'static str) -> ProgressBar {
 
 fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
     let options = add_options(args);
-    if let Some(model) = &args.embed_model {
-        let changed = kb
-            .load_embedder(model)
-            .with_context(|| format!("loading the embedding model {}", model.display()))?;
+    let attached = match (&args.embed_model, &args.embed_upstream, &args.embed_name) {
+        (Some(model), _, _) => Some((
+            kb.load_embedder(model)
+                .with_context(|| format!("loading the embedding model {}", model.display()))?,
+            model.display().to_string(),
+        )),
+        (None, Some(url), Some(name)) => Some((
+            kb.attach_upstream_embedder(url, name, kb.embed_api_key.clone())
+                .with_context(|| format!("connecting to the embedding endpoint {url}"))?,
+            format!("{name} at {url}"),
+        )),
+        _ => None,
+    };
+    if let Some((changed, model)) = attached {
         let bar = progress_bar(0, "embed");
         let embedded = kb.embed_missing(&mut |done, total| {
             bar.set_length(total as u64);
@@ -336,7 +359,7 @@ fn add_command(args: &AddArgs, mut kb: KnowledgeBase) -> anyhow::Result<()> {
         })?;
         bar.finish_and_clear();
         if changed || embedded > 0 {
-            tracing::info!(embedded, "embedded the stored chunks with {}", model.display());
+            tracing::info!(embedded, "embedded the stored chunks with {model}");
         }
     }
     let bar = progress_bar(0, "ingest");

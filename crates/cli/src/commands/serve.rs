@@ -111,14 +111,15 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
                 schema: config.knowledge_schema.clone(),
                 connections: config.knowledge_connections,
             };
-            bound.attach_knowledge(&source).await?;
+            bound.attach_knowledge(&source, config.knowledge_embed_api_key.clone()).await?;
             tracing::info!(
                 "knowledge base in PostgreSQL (schema {}, {} connections) attached (/v1/kb)",
                 config.knowledge_schema,
                 config.knowledge_connections
             );
         } else if kb_dir.is_dir() {
-            bound.attach_knowledge(&server::kb::KnowledgeSource::Dir(kb_dir.clone())).await?;
+            let source = server::kb::KnowledgeSource::Dir(kb_dir.clone());
+            bound.attach_knowledge(&source, config.knowledge_embed_api_key.clone()).await?;
             tracing::info!("knowledge base {} attached (/v1/kb)", kb_dir.display());
         }
         if let Some(addr) = bound.local_addr() {

@@ -301,3 +301,48 @@ fn serve_replicas_share_a_knowledge_base_in_postgres() {
         child.wait().unwrap();
     }
 }
+
+/// `kb add --embed-upstream URL --embed-name MODEL`: an OpenAI-compatible `/v1/embeddings` endpoint as
+/// the encoder, remembered so later commands embed queries with it too.
+#[test]
+fn kb_with_an_upstream_embedding_endpoint() {
+    // Two-dimensional "embeddings": how much of a text is about the central bank versus the exchange.
+    let endpoint = crate::redteam_mock::Mock::start(|_, body| {
+        let data: Vec<serde_json::Value> = body["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                let text = text.as_str().unwrap();
+                let v =
+                    [text.matches('央').count() as f32 + 0.1, text.matches('交').count() as f32];
+                serde_json::json!({"index": index, "embedding": v})
+            })
+            .collect();
+        (200, serde_json::json!({"data": data}).to_string())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    write(&docs, "a.txt", "央行开展逆回购操作。".as_bytes());
+    write(&docs, "b.txt", "上海证券交易所发布公告。".as_bytes());
+    let base = format!("{}/v1", endpoint.url);
+    let add = finllm(
+        dir.path(),
+        &["kb", "add", "docs", "--embed-upstream", &base, "--embed-name", "two-d"],
+        &[],
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let stats = json(&finllm(dir.path(), &["kb", "stats", "--json"], &[]).stdout);
+    assert_eq!(
+        (stats["vectors"].as_u64(), stats["vector_model"]["name"].as_str()),
+        (Some(2), Some("two-d"))
+    );
+    let vector_only = ["--jieba-weight", "0", "--bigram-weight", "0", "--json", "-k", "1"];
+    let search = finllm(dir.path(), &[&["kb", "search", "交交"][..], &vector_only].concat(), &[]);
+    assert_eq!(search.code, 0, "{}", search.stderr);
+    assert_eq!(json(&search.stdout)[0]["body"], "上海证券交易所发布公告。");
+    let without_name = finllm(dir.path(), &["kb", "add", "docs", "--embed-upstream", &base], &[]);
+    assert_eq!(without_name.code, 2, "{}", without_name.stderr);
+}

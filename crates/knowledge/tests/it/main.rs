@@ -18,10 +18,15 @@ mod encoding;
 mod fusion;
 mod hnsw;
 mod ingest;
+// The red team's scripted OpenAI-compatible server (an upstream `/v1/embeddings` here).
+#[allow(dead_code)]
+#[path = "../../../redteam/tests/it/mock.rs"]
+mod mock;
 mod office;
 mod pg;
 mod search;
 mod tokenize;
+mod upstream;
 mod vectors;
 
 use std::path::PathBuf;

@@ -48,7 +48,7 @@ async fn start_with_kb(cfg: server::ServerConfig, kb: Option<&Path>) -> TestServ
 async fn start_with_source(cfg: server::ServerConfig, kb: Option<KnowledgeSource>) -> TestServer {
     let bound = server::bind(cfg).await.unwrap();
     if let Some(source) = kb {
-        bound.attach_knowledge(&source).await.unwrap();
+        bound.attach_knowledge(&source, None).await.unwrap();
     }
     let addr = bound.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -24,11 +24,11 @@ use crate::{
     chunk::{ChunkConfig, ParentSpan, chunk_text},
     clean::{CleanConfig, clean_text},
     embed::{BertEmbedder, Embedder},
-    upstream::UpstreamEmbedder,
     index::{ChunkIndex, ChunkRecord, Filters, Retriever, ScoredChunk, chunk_key},
     parse::{SourceDoc, parse_file},
     search::{SearchOptions, hybrid_search},
     store::{DocRecord, Store},
+    upstream::UpstreamEmbedder,
     vectors::{VectorIndex, VectorMeta, VectorModel, VectorRetriever},
 };
 
@@ -284,6 +284,29 @@ pub fn doc_id(source: &str) -> String {
     format!("d{hex}")
 }
 
+/// The documents to delete when `paths` were ingested with `prune`: those from a file under one of the
+/// given folders whose source was not seen in this ingest (the file is gone, or no longer holds that
+/// record). `seen` holds the sources read and the canonical paths of files that could not be read: a
+/// file that fails to parse today keeps its documents.
+pub fn gone(docs: &[DocRecord], paths: &[PathBuf], seen: &HashSet<String>) -> Vec<String> {
+    let roots: Vec<PathBuf> =
+        paths.iter().filter(|p| p.is_dir()).filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+    docs.iter()
+        .filter(|doc| {
+            let file = doc.source.split('#').next().unwrap_or_default();
+            roots.iter().any(|r| Path::new(file).starts_with(r))
+                && !seen.contains(&doc.source)
+                && !seen.contains(file)
+        })
+        .map(|doc| doc.doc_id.clone())
+        .collect()
+}
+
+/// A file's canonical path as document sources spell it.
+pub fn canonical_display(file: &Path) -> String {
+    std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()).display().to_string()
+}
+
 /// Files under `path` (itself if a file), sorted, hidden entries skipped.
 fn walk(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Skipped>) {
     if path.is_file() {
@@ -468,6 +491,7 @@ impl KnowledgeBase {
             for (n, file) in files.iter().enumerate() {
                 match read_source(file) {
                     Err(reason) => {
+                        seen_sources.insert(canonical_display(file));
                         report.skipped.push(Skipped { path: file.display().to_string(), reason });
                     }
                     Ok(docs) => {
@@ -489,21 +513,11 @@ impl KnowledgeBase {
                 progress(n + 1, total);
             }
             if options.prune {
-                let roots: Vec<String> = paths
-                    .iter()
-                    .filter(|p| p.is_dir())
-                    .filter_map(|p| std::fs::canonicalize(p).ok())
-                    .map(|p| p.display().to_string())
-                    .collect();
-                for doc in store.list()? {
-                    let file = doc.source.split('#').next().unwrap_or_default();
-                    let under_root = roots.iter().any(|r| Path::new(file).starts_with(r));
-                    if under_root && !seen_sources.contains(&doc.source) {
-                        writer.delete_doc(&doc.doc_id);
-                        vectors.delete_doc(&doc.doc_id)?;
-                        store.delete(&doc.doc_id)?;
-                        report.deleted.push(doc.doc_id);
-                    }
+                for doc_id in gone(&store.list()?, paths, &seen_sources) {
+                    writer.delete_doc(&doc_id);
+                    vectors.delete_doc(&doc_id)?;
+                    store.delete(&doc_id)?;
+                    report.deleted.push(doc_id);
                 }
             }
             writer.commit()

@@ -262,7 +262,6 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
         KbCommand::Eval(a) => eval_command(a, &config.data_dir, Some((url, schema))),
         KbCommand::Clean(a) => clean_command(a),
         KbCommand::Add(a) => {
-            anyhow::ensure!(!a.prune, "--prune is not supported with --database yet");
             let mut kb = open()?;
             if let Some(model) = &a.embed_model {
                 kb.load_embedder(model)
@@ -282,9 +281,18 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
                         .push(knowledge::kb::Skipped { path: file.display().to_string(), reason }),
                 }
             }
+            let mut seen: std::collections::HashSet<String> =
+                docs.iter().map(|d| d.source.clone()).collect();
+            seen.extend(skipped.iter().map(|s| knowledge::kb::canonical_display(Path::new(&s.path))));
             let mut report = kb.add_docs(docs, &add_options(a))?;
             report.files = files.len();
             report.skipped = skipped;
+            if a.prune {
+                for doc_id in knowledge::kb::gone(&kb.list()?, &a.paths, &seen) {
+                    kb.remove(&doc_id)?;
+                    report.deleted.push(doc_id);
+                }
+            }
             print_ingest(&report, a.json)
         }
         KbCommand::Rm { id } => {

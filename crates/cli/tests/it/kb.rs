@@ -346,3 +346,45 @@ fn kb_with_an_upstream_embedding_endpoint() {
     let without_name = finllm(dir.path(), &["kb", "add", "docs", "--embed-upstream", &base], &[]);
     assert_eq!(without_name.code, 2, "{}", without_name.stderr);
 }
+
+/// `kb add --prune`: documents whose file is gone are deleted, on the embedded base and in PostgreSQL
+/// alike; a file that has become unreadable is skipped and keeps its documents.
+#[test]
+fn kb_prune_deletes_gone_files_but_keeps_unreadable_ones() {
+    let pg = std::env::var("FINLLM_TEST_PGVECTOR_URL").ok();
+    if pg.is_none() {
+        println!("FINLLM_TEST_PGVECTOR_URL is not set: checking the embedded base only");
+    }
+    for url in [None].into_iter().chain(pg.as_deref().map(Some)) {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        std::fs::create_dir(&docs).unwrap();
+        write(&docs, "a.txt", "中国人民银行开展逆回购操作。".as_bytes());
+        write(&docs, "b.txt", "上海证券交易所发布公告。".as_bytes());
+        write(&docs, "c.txt", "国家统计局公布居民消费价格指数。".as_bytes());
+        let mut db = Vec::new();
+        if let Some(url) = url {
+            let schema = "clitest_prune";
+            knowledge::pg::PgKnowledgeBase::connect(url, schema).unwrap().drop_all().unwrap();
+            db = vec!["--database", url, "--schema", schema];
+        }
+        let run = |args: &[&str]| finllm(dir.path(), &[&["kb"], args, &db[..]].concat(), &[]);
+        assert_eq!(run(&["add", "docs"]).code, 0);
+        std::fs::remove_file(docs.join("b.txt")).unwrap();
+        write(&docs, "c.txt", &[0, 1, 2, 0]);
+        let add = run(&["add", "docs", "--prune", "--json"]);
+        assert_eq!(add.code, 0, "{}", add.stderr);
+        let report = json(&add.stdout);
+        assert_eq!(report["deleted"].as_array().unwrap().len(), 1, "{url:?}: {report}");
+        assert_eq!(report["skipped"][0]["reason"], "binary data (NUL bytes)");
+        let listed = json(&run(&["ls", "--json"]).stdout);
+        let mut sources: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["source"].as_str().unwrap().rsplit('/').next().unwrap())
+            .collect();
+        sources.sort();
+        assert_eq!(sources, ["a.txt", "c.txt"], "{url:?}");
+    }
+}

@@ -127,6 +127,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "API key (Bearer) for an upstream embedding endpoint the knowledge base uses (`kb add --embed-upstream`)",
     },
     Setting {
+        key: "knowledge.ground_every_chat",
+        kind: Kind::Bool,
+        default: "false",
+        help: "with a knowledge base attached, answer every /v1/chat/completions from it with citations (default: requests with a `kb` field)",
+    },
+    Setting {
         key: "guard.enabled",
         kind: Kind::Bool,
         default: "true",
@@ -626,6 +632,8 @@ pub struct Config {
     pub knowledge_connections: usize,
     /// API key for an upstream embedding endpoint.
     pub knowledge_embed_api_key: Option<String>,
+    /// Ground every chat completion, not only those asking.
+    pub knowledge_ground_every_chat: bool,
     /// Whether the guard runs in `finllm serve`.
     pub guard_enabled: bool,
     /// The guard classifier, when not the shipped one.
@@ -685,6 +693,7 @@ impl Config {
                 .map(str::to_owned),
             knowledge_schema: resolved.get("knowledge.schema").to_owned(),
             knowledge_connections: resolved.number("knowledge.connections"),
+            knowledge_ground_every_chat: resolved.get("knowledge.ground_every_chat") == "true",
             knowledge_embed_api_key: Some(resolved.get("knowledge.embed_api_key"))
                 .filter(|k| !k.is_empty())
                 .map(str::to_owned),

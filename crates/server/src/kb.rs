@@ -63,6 +63,16 @@ pub enum KnowledgeSource {
     },
 }
 
+/// How the server uses its knowledge base.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnowledgeOptions {
+    /// The key of an upstream embedding endpoint the vectors came from, if it needs one.
+    pub embed_api_key: Option<String>,
+    /// Ground every `/v1/chat/completions` request that has a user message, not only those with a `kb`
+    /// field (which can still set `k` and filters).
+    pub ground_every_chat: bool,
+}
+
 /// One opened knowledge base.
 #[derive(Debug)]
 enum Backend {
@@ -86,16 +96,17 @@ impl Backend {
 pub struct KbHandle {
     pool: Vec<Mutex<Backend>>,
     next: AtomicUsize,
+    ground_every_chat: bool,
 }
 
 impl KbHandle {
-    /// Opens the knowledge base at `source`, with the embedding model its vectors came from (`embed_api_key`
-    /// for an upstream embedding endpoint that needs one). Call it on a blocking thread (PostgreSQL's
-    /// client blocks).
+    /// Opens the knowledge base at `source`, with the embedding model its vectors came from. Call it on
+    /// a blocking thread (PostgreSQL's client blocks).
     pub fn open(
         source: &KnowledgeSource,
-        embed_api_key: Option<String>,
+        options: &KnowledgeOptions,
     ) -> Result<KbHandle, ServerError> {
+        let embed_api_key = options.embed_api_key.clone();
         let pool = match source {
             KnowledgeSource::Dir(dir) => {
                 let fail = |err: KnowledgeError| {
@@ -123,7 +134,11 @@ impl KbHandle {
                 pool
             }
         };
-        Ok(KbHandle { pool: pool.into_iter().map(Mutex::new).collect(), next: AtomicUsize::new(0) })
+        Ok(KbHandle {
+            pool: pool.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
+            ground_every_chat: options.ground_every_chat,
+        })
     }
 
     /// Runs `f` on the knowledge base on a blocking thread: on a free pooled connection if there is
@@ -386,10 +401,14 @@ fn last_user_text(body: &Value) -> Option<String> {
     }
 }
 
-/// Whether a `/v1/chat/completions` body asks for a grounded answer (it has a `kb` field): it is then
-/// answered by [`chat`], so OpenAI clients get citations on the standard path by adding one field.
-pub(crate) fn wants_grounding(raw: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(raw).is_ok_and(|v| v.get("kb").is_some())
+/// Whether a `/v1/chat/completions` body is answered by [`chat`]: it has a `kb` field (so OpenAI clients
+/// get citations on the standard path by adding one field), or the server grounds every chat and it has
+/// a user message.
+pub(crate) fn wants_grounding(state: &SharedState, raw: &[u8]) -> bool {
+    let Ok(body) = serde_json::from_slice::<Value>(raw) else { return false };
+    body.get("kb").is_some()
+        || state.knowledge.get().is_some_and(|kb| kb.ground_every_chat)
+            && last_user_text(&body).is_some_and(|q| !q.trim().is_empty())
 }
 
 /// `POST /v1/kb/chat/completions`, and `/v1/chat/completions` with a `kb` field.

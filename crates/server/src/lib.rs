@@ -136,17 +136,15 @@ impl BoundServer {
     }
 
     /// Attaches the knowledge base at `source` (`/v1/kb/...`, grounded answers); once per server.
-    /// `embed_api_key` is the key of an upstream embedding endpoint its vectors came from, if it needs one.
     pub async fn attach_knowledge(
         &self,
         source: &kb::KnowledgeSource,
-        embed_api_key: Option<String>,
+        options: &kb::KnowledgeOptions,
     ) -> Result<(), ServerError> {
-        let source = source.clone();
-        let handle =
-            tokio::task::spawn_blocking(move || kb::KbHandle::open(&source, embed_api_key))
-                .await
-                .map_err(|err| ServerError::Knowledge(format!("knowledge base: {err}")))??;
+        let (source, options) = (source.clone(), options.clone());
+        let handle = tokio::task::spawn_blocking(move || kb::KbHandle::open(&source, &options))
+            .await
+            .map_err(|err| ServerError::Knowledge(format!("knowledge base: {err}")))??;
         self.state
             .knowledge
             .set(Arc::new(handle))

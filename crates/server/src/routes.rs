@@ -187,7 +187,7 @@ async fn chat_completions(
     headers: HeaderMap,
     mut body: JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    if crate::kb::wants_grounding(&body.raw) {
+    if crate::kb::wants_grounding(&state, &body.raw) {
         return crate::kb::chat(State(state), headers, body.raw).await;
     }
     let key = authenticate(&state, &headers).await?;

@@ -105,13 +105,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         // in PostgreSQL must open: a replica without its deployment's knowledge base would answer
         // ungrounded.
         let kb_dir = config.data_dir.join("kb");
+        let options = server::kb::KnowledgeOptions {
+            embed_api_key: config.knowledge_embed_api_key.clone(),
+            ground_every_chat: config.knowledge_ground_every_chat,
+        };
         if let Some(url) = &config.knowledge_database {
             let source = server::kb::KnowledgeSource::Postgres {
                 url: url.clone(),
                 schema: config.knowledge_schema.clone(),
                 connections: config.knowledge_connections,
             };
-            bound.attach_knowledge(&source, config.knowledge_embed_api_key.clone()).await?;
+            bound.attach_knowledge(&source, &options).await?;
             tracing::info!(
                 "knowledge base in PostgreSQL (schema {}, {} connections) attached (/v1/kb)",
                 config.knowledge_schema,
@@ -119,7 +123,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             );
         } else if kb_dir.is_dir() {
             let source = server::kb::KnowledgeSource::Dir(kb_dir.clone());
-            bound.attach_knowledge(&source, config.knowledge_embed_api_key.clone()).await?;
+            bound.attach_knowledge(&source, &options).await?;
             tracing::info!("knowledge base {} attached (/v1/kb)", kb_dir.display());
         }
         if let Some(addr) = bound.local_addr() {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use axum::{Router, routing::post};
 use serde_json::{Value, json};
-use server::kb::KnowledgeSource;
+use server::kb::{KnowledgeOptions, KnowledgeSource};
 use tokio::sync::oneshot;
 
 use crate::{TestServer, config};
@@ -42,13 +42,18 @@ async fn citing_upstream() -> String {
 }
 
 async fn start_with_kb(cfg: server::ServerConfig, kb: Option<&Path>) -> TestServer {
-    start_with_source(cfg, kb.map(|dir| KnowledgeSource::Dir(dir.to_owned()))).await
+    let source = kb.map(|dir| KnowledgeSource::Dir(dir.to_owned()));
+    start_with_source(cfg, source, KnowledgeOptions::default()).await
 }
 
-async fn start_with_source(cfg: server::ServerConfig, kb: Option<KnowledgeSource>) -> TestServer {
+async fn start_with_source(
+    cfg: server::ServerConfig,
+    kb: Option<KnowledgeSource>,
+    options: KnowledgeOptions,
+) -> TestServer {
     let bound = server::bind(cfg).await.unwrap();
     if let Some(source) = kb {
-        bound.attach_knowledge(&source, None).await.unwrap();
+        bound.attach_knowledge(&source, &options).await.unwrap();
     }
     let addr = bound.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -256,8 +261,12 @@ async fn two_servers_share_a_knowledge_base_in_postgres() {
     .unwrap();
     let source = KnowledgeSource::Postgres { url, schema: schema.to_owned(), connections: 2 };
     let upstream = citing_upstream().await;
-    let writer = start_with_source(config(&[&upstream]), Some(source.clone())).await;
-    let reader = start_with_source(config(&[&upstream]), Some(source)).await;
+    let writer =
+        start_with_source(config(&[&upstream]), Some(source.clone()), KnowledgeOptions::default())
+            .await;
+    // The second replica grounds every chat: no `kb` field needed.
+    let every = KnowledgeOptions { ground_every_chat: true, ..KnowledgeOptions::default() };
+    let reader = start_with_source(config(&[&upstream]), Some(source), every).await;
     let client = reqwest::Client::new();
 
     let documents = json!({"documents": [
@@ -289,6 +298,14 @@ async fn two_servers_share_a_knowledge_base_in_postgres() {
         (Some(doc_id.as_str()), Some(RATE))
     );
     assert_eq!(answer["rejected_citations"].as_array().map(Vec::len), Some(1), "{answer}");
+    // With ground_every_chat, a plain OpenAI request on the standard path is grounded too; the
+    // writer, without it, answers the same request ungrounded.
+    let mut plain = chat.clone();
+    plain.as_object_mut().unwrap().remove("kb");
+    let (_, grounded) = send(client.post(reader.url("/v1/chat/completions")).json(&plain)).await;
+    assert_eq!(grounded["citations"][0]["doc_id"].as_str(), Some(doc_id.as_str()), "{grounded}");
+    let (_, ungrounded) = send(client.post(writer.url("/v1/chat/completions")).json(&plain)).await;
+    assert!(ungrounded.get("citations").is_none(), "{ungrounded}");
 
     // An update through the reader bumps the version the writer sees; a delete is seen by both.
     let changed = json!({"documents": [{"source": "pbc/2026-11-28", "title": "央行公告", "text": "中国人民银行开展14天期逆回购操作。"}]});

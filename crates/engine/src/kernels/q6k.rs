@@ -1,14 +1,20 @@
 //! Q6_K weights (GGML's 6-bit K-quant: super-blocks of 256 with an f16 scale and a signed 8-bit scale per 16
 //! columns; weight = d·sc·(q − 32)) times [`ActQ8K`] activations.
 //!
-//! Packed group block (8 rows × 256 columns, 2192 bytes): d ×8 as f16, the scales `sc[j][row]` (16 sub-blocks),
-//! then 64 steps of 32 bytes, step `s` holding columns `4s..4s+4` of rows 0..8 as unsigned `q` (0..63). The
-//! six bits are unpacked to a byte each (8 bits per weight instead of 6.56): simpler and faster to multiply,
-//! at the cost of more bytes streamed in decode. Q4_K_M files use Q6_K for a minority of tensors.
+//! Packed group block (8 rows × 256 columns, 1680 bytes, exactly the 8 native blocks' size): d ×8 as f16, the
+//! scales `sc[j][row]` (16 sub-blocks), then per sub-block `j` 96 bytes for its four steps `4j..4j+4` (a step is
+//! columns `4s..4s+4` of rows 0..8, byte `4·row + i`): two registers of low nibbles (steps `4j`, `4j+1` in the low
+//! and high nibble of the first; `4j+2`, `4j+3` in the second) and one of high 2-bit pairs (step `4j+k` at bits
+//! `2k..2k+2`). Decode streams 6.56 bits per weight, as many bytes as the GGUF holds; the kernel rebuilds the
+//! unsigned 6-bit `q` (0..63) of a sub-block in registers with a few shifts and masks, once for all tokens of a
+//! tile. (Q4_K_M files store the output head, `attn_v`/`ffn_down` of some layers and part of a MoE's experts in
+//! Q6_K.)
 
 use super::{ActQ8K, GROUP_ROWS, TOKEN_TILE, f16_at, has_avx2};
 
-pub(super) const GROUP_BLOCK_BYTES: usize = 16 + 128 + 64 * 32;
+pub(super) const GROUP_BLOCK_BYTES: usize = 16 + 128 + 16 * SUB_BYTES;
+/// Packed bytes of one 16-column sub-block (8 rows): two nibble registers and one 2-bit register.
+const SUB_BYTES: usize = 96;
 const NATIVE_BLOCK_BYTES: usize = 210;
 const QS: usize = 144;
 
@@ -39,7 +45,12 @@ pub(super) fn pack_group(native: &[&[u8]], blocks: usize, out: &mut [u8]) {
                 dst[16 + j * 8 + r] = src[192 + j];
             }
             for e in 0..256 {
-                dst[QS + (e / 4) * 32 + r * 4 + e % 4] = native_quant(src, e);
+                let q = native_quant(src, e);
+                let (step, i) = (e / 4, e % 4);
+                let (j, k) = (step / 4, step % 4);
+                let at = QS + j * SUB_BYTES + r * 4 + i;
+                dst[at + (k / 2) * 32] |= (q & 0x0F) << (4 * (k % 2));
+                dst[at + 64] |= (q >> 4) << (2 * k);
             }
         }
     }
@@ -50,7 +61,12 @@ fn scale(blk: &[u8], sub: usize, lane: usize) -> i32 {
 }
 
 fn quant(blk: &[u8], lane: usize, col: usize) -> i32 {
-    i32::from(blk[QS + (col / 4) * 32 + lane * 4 + col % 4])
+    let (step, i) = (col / 4, col % 4);
+    let (j, k) = (step / 4, step % 4);
+    let at = QS + j * SUB_BYTES + lane * 4 + i;
+    let low = (blk[at + (k / 2) * 32] >> (4 * (k % 2))) & 0x0F;
+    let high = (blk[at + 64] >> (2 * k)) & 3;
+    i32::from(low | (high << 4))
 }
 
 pub(super) fn dequantize_lane(group: &[u8], lane: usize, out: &mut [f32]) {
@@ -129,7 +145,7 @@ pub(super) fn scalar(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActQ8K, GROUP_BLOCK_BYTES, GROUP_ROWS, QS, TOKEN_TILE};
+    use super::{ActQ8K, GROUP_BLOCK_BYTES, GROUP_ROWS, QS, SUB_BYTES, TOKEN_TILE};
 
     /// Eight signed bytes, each widened to i16 and duplicated: lanes `2r, 2r+1` hold byte `r`.
     #[target_feature(enable = "avx2")]
@@ -137,6 +153,16 @@ mod avx2 {
         // SAFETY: the caller passes 8 readable bytes.
         let x = unsafe { _mm_loadl_epi64(p.cast()) };
         _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x, x))
+    }
+
+    /// One step's unsigned 6-bit quants: the low nibbles of `low` | the 2-bit pairs at bit `H` of `high`, << 4.
+    /// The 16-bit shifts move bits across byte borders, but the masks keep only bits from the same byte, and
+    /// `<< 4` of a value ≤ 3 stays inside its byte.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn unpack<const H: i32>(low: __m256i, high: __m256i) -> __m256i {
+        let pair = _mm256_and_si256(_mm256_srli_epi16::<H>(high), _mm256_set1_epi8(3));
+        _mm256_or_si256(_mm256_and_si256(low, _mm256_set1_epi8(0x0F)), _mm256_slli_epi16::<4>(pair))
     }
 
     /// # Safety
@@ -167,10 +193,20 @@ mod avx2 {
                 let mut acci = [_mm256_setzero_si256(); T];
                 for j in 0..16 {
                     let sc = pairs_i8(blk.add(16 + j * 8));
+                    let sub = blk.add(QS + j * SUB_BYTES);
+                    let (l0, l1) =
+                        (_mm256_loadu_si256(sub.cast()), _mm256_loadu_si256(sub.add(32).cast()));
+                    let h = _mm256_loadu_si256(sub.add(64).cast());
+                    let steps = [
+                        unpack::<0>(l0, h),
+                        unpack::<2>(_mm256_srli_epi16::<4>(l0), h),
+                        unpack::<4>(l1, h),
+                        unpack::<6>(_mm256_srli_epi16::<4>(l1), h),
+                    ];
                     // Two steps sum in 16 bits (2 × 2·63·127 = 32004 < 2^15) before the scale multiply.
-                    for s in (4 * j..4 * j + 4).step_by(2) {
-                        let v0 = _mm256_loadu_si256(blk.add(QS + s * 32).cast());
-                        let v1 = _mm256_loadu_si256(blk.add(QS + (s + 1) * 32).cast());
+                    for pair in 0..2 {
+                        let s = 4 * j + 2 * pair;
+                        let (v0, v1) = (steps[2 * pair], steps[2 * pair + 1]);
                         for t in 0..T {
                             let at = a[t].add(b * 256 + 4 * s);
                             let a0 = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());

@@ -80,7 +80,13 @@ fn is_file_error(err: &EngineError) -> bool {
 fn gguf_mutations_are_loads_or_named_errors() {
     let mut rng = Rng(0x5eed_9f4a_11c3_d2b7);
     let dir = tempfile::tempdir().unwrap();
-    for name in ["llama/model-q8_0.gguf", "qwen2/model-f32.gguf", "llama-k/model-q4_k_m.gguf"] {
+    for name in [
+        "llama/model-q8_0.gguf",
+        "qwen2/model-f32.gguf",
+        "llama-k/model-q4_k_m.gguf",
+        "bailingmoe/model-q8_0.gguf",
+        "bailingmoe2/model-q8_0.gguf",
+    ] {
         let bytes = std::fs::read(fixture(name)).unwrap();
         let header = gguf::validate(&bytes).unwrap().tensor_data_offset as usize;
         let mut rejected = 0;

@@ -72,6 +72,15 @@ fn batched_steps_equal_sequential_q8_0() {
     check_batched("qwen2/model-q8_0.gguf");
 }
 
+/// Mixture of experts: tokens of different sequences meet in one expert's product, and each must come out as
+/// if it had been alone.
+#[test]
+fn batched_moe_steps_equal_sequential() {
+    check_batched("bailingmoe2/model-f32.gguf");
+    check_batched("bailingmoe2/model-q8_0.gguf");
+    check_batched("bailingmoe/model-q8_0.gguf");
+}
+
 #[test]
 fn last_logits_are_the_last_row_of_all() {
     let m = load_fixture("qwen2/hf");

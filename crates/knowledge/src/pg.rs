@@ -75,6 +75,17 @@ async fn forget_terms(
     Ok(())
 }
 
+/// Adds one chunk's (jieba, bigram) token lists to the batch's term counts, `sign` times.
+fn count_terms(counts: &mut [HashMap<String, i64>; 2], lists: &[Vec<String>; 2], sign: i64) {
+    for (count, tokens) in counts.iter_mut().zip(lists) {
+        for token in tokens {
+            *count.entry(token.clone()).or_insert(0) += sign;
+        }
+        *count.entry(CHUNKS_ROW.to_owned()).or_insert(0) += sign;
+        *count.entry(LENGTH_ROW.to_owned()).or_insert(0) += sign * tokens.len() as i64;
+    }
+}
+
 /// Adds `counts` (term, chunks holding it) to the statistics of `field`.
 async fn add_terms(
     tx: &tokio_postgres::Transaction<'_>,
@@ -810,19 +821,35 @@ async fn ingest(
     let tx = client.transaction().await.map_err(db_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await.map_err(db_error)?;
     let mut counts: [HashMap<String, i64>; 2] = [HashMap::new(), HashMap::new()];
-    for doc in docs {
-        let id = doc_id(&doc.source);
-        let previous = tx
-            .query_opt(
-                &format!("SELECT {DOC_COLUMNS} FROM {s}.documents WHERE doc_id = $1"),
-                &[&id],
-            )
-            .await
-            .map_err(db_error)?
-            .map(|r| row_to_doc(&r));
-        let Some(prepared) =
-            prepare_doc(doc, options, ctx.chunking, ctx.cleaning, previous.as_ref())
-        else {
+    // The stored records of the whole batch in one query; each document written here replaces its entry,
+    // so a source sent twice in one batch is compared with its first copy.
+    let ids: Vec<String> = docs.iter().map(|d| doc_id(&d.source)).collect();
+    let mut stored: HashMap<String, DocRecord> = tx
+        .query(&format!("SELECT {DOC_COLUMNS} FROM {s}.documents WHERE doc_id = ANY($1)"), &[&ids])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), row_to_doc(r)))
+        .collect();
+    // Every chunk goes through one statement, prepared once per batch.
+    let (vector_column, vector_value) = match ctx.embedder {
+        Some(_) => (", embedding", ", $15::text::vector"),
+        None => ("", ""),
+    };
+    let insert = tx
+        .prepare(&format!(
+            "INSERT INTO {s}.chunks ({CHUNK_COLUMNS}, jieba, bigram{vector_column})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+               array_to_tsvector($13::text[]), array_to_tsvector($14::text[]){vector_value})"
+        ))
+        .await
+        .map_err(db_error)?;
+    // The token lists of the chunks written in this batch, by document.
+    let mut counted: HashMap<String, Vec<[Vec<String>; 2]>> = HashMap::new();
+    for (doc, id) in docs.into_iter().zip(ids) {
+        let previous = stored.get(&id);
+        let had_chunks = previous.is_some();
+        let Some(prepared) = prepare_doc(doc, options, ctx.chunking, ctx.cleaning, previous) else {
             report.unchanged += 1;
             continue;
         };
@@ -836,12 +863,22 @@ async fn ingest(
         let r = &prepared.record;
         let parents = serde_json::to_string(&prepared.parents)
             .map_err(|e| KnowledgeError::BadInput(e.to_string()))?;
-        if prepared.replaces {
-            forget_terms(&tx, s, &r.doc_id).await.map_err(db_error)?;
+        // A copy written earlier in this batch is only in `counts` yet (its new terms have no rows to
+        // subtract from): take it out there; an older one is in the table.
+        match counted.remove(&id) {
+            Some(chunks) => {
+                for lists in chunks {
+                    count_terms(&mut counts, &lists, -1);
+                }
+            }
+            None if prepared.replaces => forget_terms(&tx, s, &r.doc_id).await.map_err(db_error)?,
+            None => {}
         }
-        tx.execute(&format!("DELETE FROM {s}.chunks WHERE doc_id = $1"), &[&r.doc_id])
-            .await
-            .map_err(db_error)?;
+        if had_chunks {
+            tx.execute(&format!("DELETE FROM {s}.chunks WHERE doc_id = $1"), &[&r.doc_id])
+                .await
+                .map_err(db_error)?;
+        }
         tx.execute(
             &format!(
                 "INSERT INTO {s}.documents ({DOC_COLUMNS}, text, parents)
@@ -868,27 +905,13 @@ async fn ingest(
         )
         .await
         .map_err(db_error)?;
-        let vector_column = if vectors.is_some() { ", embedding" } else { "" };
-        let vector_value = if vectors.is_some() { ", $15::text::vector" } else { "" };
-        let insert = tx
-            .prepare(&format!(
-                "INSERT INTO {s}.chunks ({CHUNK_COLUMNS}, jieba, bigram{vector_column})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                   array_to_tsvector($13::text[]), array_to_tsvector($14::text[]){vector_value})"
-            ))
-            .await
-            .map_err(db_error)?;
         for (i, (chunk, text)) in prepared.chunks.iter().zip(&prepared.indexed).enumerate() {
             let key = chunk_key(&chunk.chunk_id) as i64;
             let jieba = lexemes(LexicalField::Jieba, text);
             let bigram = lexemes(LexicalField::Bigram, text);
-            for (count, tokens) in counts.iter_mut().zip([&jieba, &bigram]) {
-                for token in tokens {
-                    *count.entry(token.clone()).or_insert(0) += 1;
-                }
-                *count.entry(CHUNKS_ROW.to_owned()).or_insert(0) += 1;
-                *count.entry(LENGTH_ROW.to_owned()).or_insert(0) += tokens.len() as i64;
-            }
+            let lists = [jieba, bigram];
+            count_terms(&mut counts, &lists, 1);
+            let [jieba, bigram] = &lists;
             let (version, start, end) =
                 (chunk.version as i64, chunk.start as i64, chunk.end as i64);
             let literal = vectors.as_ref().and_then(|v| v.get(i)).map(|v| vector_literal(v));
@@ -912,8 +935,10 @@ async fn ingest(
                 params.push(literal);
             }
             tx.execute(&insert, &params).await.map_err(db_error)?;
+            counted.entry(id.clone()).or_default().push(lists);
         }
         report.count(&prepared);
+        stored.insert(id, prepared.record);
     }
     // One upsert per field for the whole batch: the count rows are hot, and updating them per document
     // would grow their version chains within the transaction.

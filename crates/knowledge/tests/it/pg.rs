@@ -115,6 +115,19 @@ fn ingest_update_delete_with_stable_ids() {
     assert!(search(&kb, "逆回购", Filters::default()).is_empty(), "deletes are real");
     assert!(kb.remove(&id).unwrap_err().to_string().contains("no document"));
     assert_eq!(kb.list().unwrap().len(), 3);
+    // One source twice in one batch: the second copy updates the first, as in the embedded base.
+    let twice = vec![
+        doc("dup", "国家统计局公布居民消费价格指数。", "bank", &[], DAY),
+        doc("dup", "国家统计局公布工业生产者出厂价格指数。", "bank", &[], DAY),
+    ];
+    let report = kb.add_docs(twice, &AddOptions::default()).unwrap();
+    let dup = knowledge::kb::doc_id("dup");
+    assert_eq!(
+        (report.added.clone(), report.updated.clone()),
+        (vec![dup.clone()], vec![dup.clone()])
+    );
+    assert_eq!((kb.get(&dup).unwrap().unwrap().version, kb.counts().unwrap().0), (2, 4));
+    assert!(kb.terms_consistent().unwrap(), "and a source sent twice");
 }
 
 #[test]

@@ -599,9 +599,9 @@ impl PgKnowledgeBase {
         }
         // BM25 with k1 = 1.2, b = 0.75 and tf = 1 (the tsvector keeps each lexeme once): a matched term
         // scores idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * length / average length)). One GIN bitmap scan per
-        // term (joined from the list of terms), summed per chunk: the tsvectors themselves are never
-        // read back (they are TOASTed; testing each term against each matched row's tsvector cost 4x
-        // more), the stored length column normalises.
+        // term (joined from the list of terms), summed per chunk, the stored length column normalising:
+        // testing each term against each matched row's (compressed) tsvector instead cost 4x more on
+        // CMRC 2018.
         let queries: Vec<String> =
             terms.iter().map(|(t, _)| any_of(std::slice::from_ref(*t))).collect();
         let idfs: Vec<f64> =

@@ -12,6 +12,18 @@ fn write(dir: &Path, name: &str, text: &[u8]) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// `FINLLM_TEST_PGVECTOR_URL` with `schema` dropped there, or `None` (saying why) when it is not set.
+fn fresh_pg_schema(schema: &str) -> Option<String> {
+    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
+        println!(
+            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
+        );
+        return None;
+    };
+    knowledge::pg::PgKnowledgeBase::connect(&url, schema).unwrap().drop_all().unwrap();
+    Some(url)
+}
+
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
@@ -176,14 +188,8 @@ fn serve_attaches_the_knowledge_base_in_the_data_directory() {
 /// (one adds, another searches, a third removes). Needs `FINLLM_TEST_PGVECTOR_URL` (`.ci/pgvector`).
 #[test]
 fn kb_in_postgres_is_shared_by_processes() {
-    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
-        println!(
-            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
-        );
-        return;
-    };
     let schema = "clitest_kb";
-    knowledge::pg::PgKnowledgeBase::connect(&url, schema).unwrap().drop_all().unwrap();
+    let Some(url) = fresh_pg_schema(schema) else { return };
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
@@ -237,14 +243,8 @@ fn http_post(addr: &str, path: &str, body: &serde_json::Value) -> (String, serde
 /// `finllm kb --database` sees it too. Needs `FINLLM_TEST_PGVECTOR_URL` (`.ci/pgvector`).
 #[test]
 fn serve_replicas_share_a_knowledge_base_in_postgres() {
-    let Ok(url) = std::env::var("FINLLM_TEST_PGVECTOR_URL") else {
-        println!(
-            "skipping: FINLLM_TEST_PGVECTOR_URL is not set (.ci/pgvector starts PostgreSQL with pgvector)"
-        );
-        return;
-    };
     let schema = "clitest_serve_kb";
-    knowledge::pg::PgKnowledgeBase::connect(&url, schema).unwrap().drop_all().unwrap();
+    let Some(url) = fresh_pg_schema(schema) else { return };
     const RATE: &str = "中国人民银行开展7天期逆回购操作，中标利率1.8%。";
     // The model: answers with the passage's sentence and cites passage [1].
     let model = crate::redteam_mock::Mock::start(|_, _| {

@@ -227,6 +227,10 @@ impl Guard {
         let pii = text::detect_pii(raw_text);
         let normalised = text::normalize(&without_spans(raw_text, &pii));
         let mut best = self.score(&normalised);
+        if let Some(rest) = after_preamble(&normalised) {
+            // Only the scores: the lexicon hits of `rest` were already found in the whole text.
+            merge_max(&mut best.probs, &self.score(rest).probs);
+        }
         let mut techniques: Vec<String> = Vec::new();
         let mut decoded_chain = Vec::new();
         if obfuscated(raw_text, &normalised) {
@@ -259,7 +263,7 @@ impl Guard {
         let lexicon = self.lexicon.load();
         let hits = lexicon.find(normalised);
         if normalised.chars().count() <= WINDOW_CHARS {
-            let extra: Vec<String> = hits.iter().map(hit_token).collect();
+            let extra = extra_tokens(normalised, hits.iter());
             return Raw {
                 probs: self.model.probabilities(&model::features(normalised, &extra)),
                 hits,
@@ -272,11 +276,8 @@ impl Guard {
                 // The window's lexicon hits are the whole text's hits inside it (one scan, not two).
                 let start = window.as_ptr() as usize - normalised.as_ptr() as usize;
                 let end = start + window.len();
-                let local: Vec<String> = hits
-                    .iter()
-                    .filter(|h| h.start >= start && h.end <= end)
-                    .map(hit_token)
-                    .collect();
+                let local =
+                    extra_tokens(window, hits.iter().filter(|h| h.start >= start && h.end <= end));
                 model::features(window, &local)
             })
             .collect();
@@ -497,7 +498,18 @@ fn without_spans(text: &str, spans: &[text::PiiSpan]) -> String {
     out
 }
 
-/// The classifier feature token of a lexicon hit (shared by training and judging).
+/// The classifier's extra tokens for `text` (shared by training and judging): one per lexicon hit, and
+/// the hits' topics in conjunction with the text's question frames ([`crate::frames`]).
+pub(crate) fn extra_tokens<'a>(
+    text: &str,
+    hits: impl Iterator<Item = &'a Hit> + Clone,
+) -> Vec<String> {
+    let mut out: Vec<String> = hits.clone().map(hit_token).collect();
+    out.extend(crate::frames::conjunctions(text, hits));
+    out
+}
+
+/// The classifier feature token of a lexicon hit.
 pub(crate) fn hit_token(hit: &Hit) -> String {
     match (&hit.label, hit.strength) {
         (Label::Intent(i), Strength::Block) => format!("lexb:{i}"),
@@ -550,5 +562,24 @@ fn obfuscated(raw: &str, normalised: &str) -> bool {
     let mixed_script = raw.chars().any(|c| matches!(c as u32, 0x0370..=0x04FF))
         && raw.chars().any(|c| c.is_ascii_alphabetic())
         && normalised.chars().all(|c| !matches!(c as u32, 0x0370..=0x04FF));
-    invisible >= 2 || mixed_script
+    // Full-width Latin letters (Ｍａｋｅ) are not how anyone types English; Chinese punctuation is
+    // full-width too, so only letters count.
+    let full_width_letters =
+        raw.chars().filter(|c| matches!(*c as u32, 0xFF21..=0xFF3A | 0xFF41..=0xFF5A)).count();
+    invisible >= 2
+        || mixed_script
+        || full_width_letters >= 3
+        || text::normalize::mixes_chinese_scripts(raw)
+}
+
+/// The request after a short lead-in ending in a colon ("请回答这个问题：…", "Answer this: …"):
+/// a benign-sounding preamble dilutes a short request's n-grams, so the rest is also scored alone.
+fn after_preamble(normalised: &str) -> Option<&str> {
+    const MAX_PREAMBLE_CHARS: usize = 24;
+    let (at, colon) = normalised
+        .char_indices()
+        .take(MAX_PREAMBLE_CHARS)
+        .find(|(_, c)| matches!(c, ':' | '：'))?;
+    let rest = normalised[at + colon.len_utf8()..].trim();
+    (rest.chars().count() >= 4).then_some(rest)
 }

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod dataset;
 mod error;
 pub mod eval;
+pub mod frames;
 pub mod guard;
 pub mod injection;
 pub mod judge;

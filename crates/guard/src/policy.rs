@@ -169,8 +169,9 @@ pub struct Policy {
     /// Actions per verdict.
     #[serde(default)]
     pub actions: VerdictActions,
-    /// Per-category overrides, keyed by category id (POL, VIO, …).
-    #[serde(default)]
+    /// Per-category overrides, keyed by category id (POL, VIO, …). A policy without any takes
+    /// [`default_category_rules`]; one that names categories gets exactly those.
+    #[serde(default = "default_category_rules")]
     pub category: BTreeMap<String, CategoryRule>,
     /// Action when PII is found in a text that is otherwise allowed.
     #[serde(default = "default_pii")]
@@ -190,6 +191,17 @@ fn default_name() -> String {
     "default".into()
 }
 
+/// The unsafe thresholds per category that a policy without `[category]` sections uses, chosen on the
+/// validation split (three folds outside the test split) by coordinate search over the issue's
+/// targets: crime, privacy, infringement and harm questions are often legitimate ("what is the
+/// sentence for insider trading?"), so their requests must look more clearly like requests to refuse.
+pub fn default_category_rules() -> BTreeMap<String, CategoryRule> {
+    [("CRI", 0.7), ("HAR", 0.6), ("PRI", 0.6), ("RIG", 0.6)]
+        .into_iter()
+        .map(|(c, t)| (c.to_owned(), CategoryRule { unsafe_threshold: Some(t), action: None }))
+        .collect()
+}
+
 fn default_pii() -> Action {
     Action::Mask
 }
@@ -201,7 +213,7 @@ impl Default for Policy {
             shadow: false,
             thresholds: Thresholds::default(),
             actions: VerdictActions::default(),
-            category: BTreeMap::new(),
+            category: default_category_rules(),
             pii: Action::Mask,
             throttle: Throttle::default(),
             templates: Templates::default(),

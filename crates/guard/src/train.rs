@@ -90,8 +90,8 @@ pub fn targets(example: &Example, heads: &[String], taxonomy: &Taxonomy) -> Vec<
 /// Features of an example as the guard computes them (normalised text plus lexicon tokens).
 pub fn example_features(text: &str, lexicon: &Lexicon) -> Vec<(u32, f32)> {
     let normalised = text::normalize(&text::strip_pii(text));
-    let extra: Vec<String> =
-        lexicon.find(&normalised).iter().map(crate::guard::hit_token).collect();
+    let hits = lexicon.find(&normalised);
+    let extra = crate::guard::extra_tokens(&normalised, hits.iter());
     model::features(&normalised, &extra)
 }
 

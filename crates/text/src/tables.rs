@@ -54,6 +54,7 @@ pub(crate) const T2S_PAIRS: &str = "\
 韓韩頁页頂顶項项順顺須须預预領领頻频題题額额顏颜願愿類类顧顾風风飛飞飯饭飲饮餓饿館馆馬马駕驾騙骗\
 驗验騷骚體体髮发鬆松魚鱼鳥鸟鴉鸦鴨鸭鴻鸿鵝鹅麥麦黃黄齊齐齒齿龍龙龜龟槍枪彈弹毒毒賣卖詐诈騙骗殺杀\
 恐恐怖怖炸炸藥药製制幣币匯汇銀银證证債债權权貸贷險险賠赔虧亏賺赚額额\
+麼么麽么後后裡里認认
 ";
 
 /// Lookalike characters from other scripts and their Latin reading (lower case).

@@ -12,6 +12,7 @@
 
 mod behaviour;
 mod data;
+mod frames;
 mod judge;
 mod policy;
 mod regression;

@@ -1,0 +1,179 @@
+//! Question frames and their conjunction with lexicon topics. A linear n-gram model scores "冰毒" and
+//! "哪里买" separately, so a topic word that is common in exam and compliance questions drags a short
+//! request down with it ("冰毒哪里买"), and a legal question is pulled up by the crime it names
+//! ("内幕交易一般判几年"). Tokens such as `req:drugs` (a request frame and a drugs topic in one text)
+//! and `law:drugs` (a legal, protective or explanatory frame with the same topic) give every head the
+//! conjunction directly, shared across the terms of a topic.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+use crate::lexicon::{Hit, Label};
+
+/// Phrases that ask for something to be done or supplied (lower-case, normalised text).
+const REQUEST: &[&str] = &[
+    "怎么",
+    "怎样",
+    "如何",
+    "教我",
+    "教教我",
+    "告诉我",
+    "哪里买",
+    "哪里能",
+    "哪里可以",
+    "哪里有",
+    "哪儿",
+    "在哪",
+    "帮我",
+    "给我",
+    "写一",
+    "写个",
+    "编一",
+    "编个",
+    "生成",
+    "有没有办法",
+    "什么办法",
+    "方法",
+    "步骤",
+    "渠道",
+    "不被发现",
+    "不被查",
+    "不被抓",
+    "不留痕迹",
+    "发点",
+    "来点",
+    "推荐几个",
+    "提供",
+    "how to",
+    "how do i",
+    "how can i",
+    "how would i",
+    "where can i",
+    "where to",
+    "help me",
+    "write a",
+    "write me",
+    "give me",
+    "tell me how",
+    "show me",
+    "teach me",
+    "step by step",
+    "without getting caught",
+    "without being caught",
+    "send me",
+    "find me",
+    "教程",
+    "做法",
+    "制作",
+    "制造",
+    "自制",
+    "配方",
+    "攻略",
+    "tutorial",
+    "recipe",
+    "instructions",
+    "guide to",
+];
+
+/// Phrases that ask about the law, protection, consequences or reasons.
+const LAWFUL: &[&str] = &[
+    "判几年",
+    "判多少",
+    "处罚",
+    "量刑",
+    "违法吗",
+    "犯法吗",
+    "合法吗",
+    "犯罪吗",
+    "算不算",
+    "防范",
+    "识别",
+    "怎么办",
+    "举报",
+    "报警",
+    "维权",
+    "投诉",
+    "责任",
+    "后果",
+    "风险",
+    "为什么",
+    "是不是",
+    "危害",
+    "影响",
+    "预防",
+    "保护",
+    "区别",
+    "定义",
+    "是什么",
+    "合规",
+    "培训",
+    "考试",
+    "监管",
+    "被骗",
+    "受害",
+    "penalt",
+    "illegal",
+    "is it legal",
+    "sentence",
+    "report",
+    "protect",
+    "prevent",
+    "warning sign",
+    "signs of",
+    "why do",
+    "why is",
+    "why are",
+    "what is",
+    "what are",
+    "risks of",
+    "consequence",
+    "how to spot",
+    "how to recognize",
+    "how do i know",
+    "victim",
+    "compliance",
+    "regulat",
+];
+
+fn automaton(
+    cell: &'static OnceLock<Option<AhoCorasick>>,
+    terms: &[&str],
+) -> Option<&'static AhoCorasick> {
+    cell.get_or_init(|| AhoCorasick::new(terms).ok()).as_ref()
+}
+
+/// Whether `text` holds a request frame and whether it holds a lawful frame.
+pub fn frames(text: &str) -> (bool, bool) {
+    static REQ: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    static LAW: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    let request = automaton(&REQ, REQUEST).is_some_and(|a| a.is_match(text));
+    let lawful = automaton(&LAW, LAWFUL).is_some_and(|a| a.is_match(text));
+    (request, lawful)
+}
+
+/// Conjunction tokens of `text`'s frames with the intents of its lexicon `hits` (each once).
+pub fn conjunctions<'a>(text: &str, hits: impl Iterator<Item = &'a Hit>) -> Vec<String> {
+    let mut intents: Vec<&str> = hits
+        .filter_map(|h| match &h.label {
+            Label::Intent(i) => Some(i.as_str()),
+            Label::Technique(_) => None,
+        })
+        .collect();
+    if intents.is_empty() {
+        return Vec::new();
+    }
+    intents.sort_unstable();
+    intents.dedup();
+    let (request, lawful) = frames(text);
+    let mut out = Vec::new();
+    // A protective or legal frame wins over the "how do I" inside it: "怎么识别电信诈骗" asks how to
+    // recognise a fraud, not how to commit one.
+    for (on, prefix) in [(request && !lawful, "req"), (lawful, "law")] {
+        if on {
+            out.extend(intents.iter().map(|i| format!("{prefix}:{i}")));
+            out.push(format!("{prefix}:any"));
+        }
+    }
+    out
+}

@@ -283,7 +283,9 @@ fn run_postgres(args: &KbArgs, url: &str, schema: &str, config: &Config) -> anyh
             }
             let mut seen: std::collections::HashSet<String> =
                 docs.iter().map(|d| d.source.clone()).collect();
-            seen.extend(skipped.iter().map(|s| knowledge::kb::canonical_display(Path::new(&s.path))));
+            seen.extend(
+                skipped.iter().map(|s| knowledge::kb::canonical_display(Path::new(&s.path))),
+            );
             let mut report = kb.add_docs(docs, &add_options(a))?;
             report.files = files.len();
             report.skipped = skipped;

@@ -203,5 +203,8 @@ fn parent_chunks_are_returned_and_cited() {
     let grounded = kb.ground(answer, &parents);
     assert_eq!(grounded.citations.len(), 1, "{}", summary(&grounded));
     let c = &grounded.citations[0];
-    assert!(c.quote.contains("1000亿元") && parent.start <= c.start && c.end <= parent.end, "{c:?}");
+    assert!(
+        c.quote.contains("1000亿元") && parent.start <= c.start && c.end <= parent.end,
+        "{c:?}"
+    );
 }

@@ -154,11 +154,16 @@ impl PackedMatrix {
         if !compatible {
             return None;
         }
+        // One bulk copy per part (a byte-wise iterator chain was a fifth of a MoE model's load time).
+        let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+        for p in parts {
+            data.extend_from_slice(&p.data);
+        }
         Some(PackedMatrix {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
             format: first.format,
-            data: parts.iter().flat_map(|p| p.data.iter().copied()).collect(),
+            data,
         })
     }
 

@@ -18,19 +18,22 @@ const SUB_BYTES: usize = 96;
 const NATIVE_BLOCK_BYTES: usize = 210;
 const QS: usize = 144;
 
-/// Unsigned 6-bit quant of column `e` of a native block (GGML `dequantize_row_q6_K` order).
-fn native_quant(src: &[u8], e: usize) -> u8 {
-    let (half, rest) = (e / 128, e % 128);
-    let (quarter, l) = (rest / 32, rest % 32);
-    let ql = &src[64 * half..64 * half + 64];
-    let qh = src[128 + 32 * half + l];
-    let low = match quarter {
-        0 => ql[l] & 0x0F,
-        1 => ql[l + 32] & 0x0F,
-        2 => ql[l] >> 4,
-        _ => ql[l + 32] >> 4,
-    };
-    low | (((qh >> (2 * quarter)) & 3) << 4)
+/// The unsigned 6-bit quants (0..63) of a native block's 256 columns, in column order (GGML
+/// `dequantize_row_q6_K`: per half of 128 columns, low nibbles from `ql`, high pairs from `qh`).
+fn native_quants(src: &[u8]) -> [u8; 256] {
+    let mut q = [0u8; 256];
+    for (half, out) in q.chunks_exact_mut(128).enumerate() {
+        let ql = &src[64 * half..64 * half + 64];
+        let qh = &src[128 + 32 * half..128 + 32 * half + 32];
+        for l in 0..32 {
+            let h = qh[l];
+            out[l] = (ql[l] & 0x0F) | ((h & 3) << 4);
+            out[l + 32] = (ql[l + 32] & 0x0F) | (((h >> 2) & 3) << 4);
+            out[l + 64] = (ql[l] >> 4) | (((h >> 4) & 3) << 4);
+            out[l + 96] = (ql[l + 32] >> 4) | (((h >> 6) & 3) << 4);
+        }
+    }
+    q
 }
 
 pub(super) fn pack_group(native: &[&[u8]], blocks: usize, out: &mut [u8]) {
@@ -44,13 +47,17 @@ pub(super) fn pack_group(native: &[&[u8]], blocks: usize, out: &mut [u8]) {
             for j in 0..16 {
                 dst[16 + j * 8 + r] = src[192 + j];
             }
-            for e in 0..256 {
-                let q = native_quant(src, e);
-                let (step, i) = (e / 4, e % 4);
-                let (j, k) = (step / 4, step % 4);
-                let at = QS + j * SUB_BYTES + r * 4 + i;
-                dst[at + (k / 2) * 32] |= (q & 0x0F) << (4 * (k % 2));
-                dst[at + 64] |= (q >> 4) << (2 * k);
+            let q = native_quants(src);
+            // Sub-block j holds steps 4j..4j+4, step 4j+k columns 16j+4k..+4 (see the module comment).
+            for (j, sub) in q.chunks_exact(16).enumerate() {
+                let at = QS + j * SUB_BYTES + r * 4;
+                for (k, step) in sub.chunks_exact(4).enumerate() {
+                    let (nibble, pair) = (4 * (k % 2), 2 * k);
+                    for (i, &v) in step.iter().enumerate() {
+                        dst[at + (k / 2) * 32 + i] |= (v & 0x0F) << nibble;
+                        dst[at + 64 + i] |= (v >> 4) << pair;
+                    }
+                }
             }
         }
     }

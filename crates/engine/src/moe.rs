@@ -205,7 +205,11 @@ impl SparseMoe {
     }
 
     /// Each active expert's outputs for its tokens: `[tokens, hidden]` per expert, in `active` order.
-    fn run_experts(&self, x: &[f32], active: &[(usize, &[(usize, f32)])]) -> Result<Vec<Vec<f32>>> {
+    fn run_experts<'a>(
+        &'a self,
+        x: &[f32],
+        active: &[(usize, &[(usize, f32)])],
+    ) -> Result<Vec<Vec<f32>>> {
         let (h, ff) = (self.hidden, self.expert_ff);
         let inputs: Vec<Vec<f32>> = active
             .iter()
@@ -239,14 +243,22 @@ impl SparseMoe {
                 })
                 .collect();
         };
-        let mut gate_up: Vec<Vec<f32>> = counts.iter().map(|&m| vec![0.0; m * 2 * ff]).collect();
-        let jobs: Vec<(&PackedMatrix, &[f32], usize)> = packed
-            .iter()
-            .zip(&inputs)
-            .zip(&counts)
-            .map(|((p, xe), &m)| (p.0, xe.as_slice(), m))
-            .collect();
-        PackedMatrix::matmul_many(&jobs, &mut gate_up)?;
+        // One batched product per projection: `pick` chooses the matrix, `xs` the inputs, `width` the outputs.
+        let batched = |pick: fn(&(&'a PackedMatrix, &'a PackedMatrix)) -> &'a PackedMatrix,
+                       xs: &[Vec<f32>],
+                       width: usize|
+         -> Result<Vec<Vec<f32>>> {
+            let mut outs: Vec<Vec<f32>> = counts.iter().map(|&m| vec![0.0; m * width]).collect();
+            let jobs: Vec<(&PackedMatrix, &[f32], usize)> = packed
+                .iter()
+                .zip(xs)
+                .zip(&counts)
+                .map(|((p, x), &m)| (pick(p), x.as_slice(), m))
+                .collect();
+            PackedMatrix::matmul_many(&jobs, &mut outs)?;
+            Ok(outs)
+        };
+        let gate_up = batched(|p| p.0, &inputs, 2 * ff)?;
         let acts: Vec<Vec<f32>> = gate_up
             .iter()
             .zip(&counts)
@@ -261,14 +273,7 @@ impl SparseMoe {
                 gate
             })
             .collect();
-        let mut ys: Vec<Vec<f32>> = counts.iter().map(|&m| vec![0.0; m * h]).collect();
-        let jobs: Vec<(&PackedMatrix, &[f32], usize)> = packed
-            .iter()
-            .zip(&acts)
-            .zip(&counts)
-            .map(|((p, a), &m)| (p.1, a.as_slice(), m))
-            .collect();
-        PackedMatrix::matmul_many(&jobs, &mut ys)?;
+        let ys = batched(|p| p.1, &acts, h)?;
         Ok(ys)
     }
 

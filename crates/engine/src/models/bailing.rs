@@ -311,10 +311,7 @@ mod tests {
 
     #[test]
     fn ling_mini_2_config_maps_every_routing_key() {
-        let cfg = BailingMoeConfig::from_json(LING_MINI_2)
-            .unwrap()
-            .into_config(Architecture::BailingMoe2)
-            .unwrap();
+        let cfg = v2(LING_MINI_2).unwrap();
         assert_eq!((cfg.head_dim, cfg.rope.rotary_dim, cfg.n_layers), (128, 64, 20));
         assert!(cfg.qk_norm);
         let moe = cfg.moe.unwrap();
@@ -326,31 +323,24 @@ mod tests {
         assert_eq!((moe.gating, moe.routed_scaling_factor), (Gating::Sigmoid, 2.5));
     }
 
+    fn v2(text: &str) -> Result<ModelConfig> {
+        BailingMoeConfig::from_json(text)?.into_config(Architecture::BailingMoe2)
+    }
+
     #[test]
     fn impossible_routing_is_a_config_error() {
         let bad = LING_MINI_2
             .replace("\"topk_group\": 4", "\"topk_group\": 0")
             .replace("\"num_experts_per_tok\": 8", "\"num_experts_per_tok\": 300");
-        let err = BailingMoeConfig::from_json(&bad)
-            .unwrap()
-            .into_config(Architecture::BailingMoe2)
-            .unwrap_err();
+        let err = v2(&bad).unwrap_err();
         assert!(err.to_string().contains("experts used"), "{err}");
         let groups = LING_MINI_2.replace("\"topk_group\": 4", "\"topk_group\": 0");
         // topk_group 0 is clamped to one group of 32 experts, which still holds 8.
-        assert!(
-            BailingMoeConfig::from_json(&groups)
-                .unwrap()
-                .into_config(Architecture::BailingMoe2)
-                .is_ok()
-        );
+        assert!(v2(&groups).is_ok());
         let sparse = LING_MINI_2
             .replace("\"topk_group\": 4", "\"topk_group\": 0")
             .replace("\"n_group\": 8", "\"n_group\": 128");
-        let err = BailingMoeConfig::from_json(&sparse)
-            .unwrap()
-            .into_config(Architecture::BailingMoe2)
-            .unwrap_err();
+        let err = v2(&sparse).unwrap_err();
         assert!(err.to_string().contains("expert groups"), "{err}");
     }
 }

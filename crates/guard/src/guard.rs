@@ -362,6 +362,17 @@ impl Guard {
         } else {
             Verdict::Safe
         };
+        // Political topics are answered with care whatever the question's frame (a Chinese deployment
+        // treats them as sensitive, as Qwen3Guard's "Politically Sensitive" class does): a lexicon hit on
+        // a POL intent makes a text at least controversial. The n-gram model sees too few political
+        // questions to learn this from data alone.
+        let political = raw.hits.iter().any(|h| match &h.label {
+            Label::Intent(i) => self.taxonomy.category_of_intent(i) == Some("POL"),
+            Label::Technique(_) => false,
+        });
+        if political && verdict == Verdict::Safe {
+            verdict = Verdict::Controversial;
+        }
         if refusal == Some(true) {
             verdict = Verdict::Safe;
         }

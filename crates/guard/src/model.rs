@@ -1,10 +1,16 @@
-//! The learned layer: a multi-label linear model over hashed character and word n-grams of normalised
-//! text, one logistic head per label (risk, unsafe, each category, intent and technique), with Platt
-//! calibration per head. Stored as int8 weights (one scale per head) so the committed file stays small.
+//! The learned layer: a "wide and deep" multi-label model over hashed character and word n-grams of
+//! normalised text. Every head (risk, unsafe, each category, intent and technique) adds two logits:
+//! a linear one (one weight per n-gram, the wide part) and one from a hidden layer of ReLU units fed
+//! by per-n-gram embeddings (the deep part, which learns combinations such as "how can I" + "safely"
+//! that no single n-gram carries). Platt calibration per head. The linear weights and the embeddings
+//! are stored as int8 (one scale per head or hidden unit) so the committed file stays small.
 //!
-//! File layout: `FLGUARD3` (version 2 added the length-bucket feature; version 3 made the `unsafe` head
-//! conditional, P(unsafe | risky)), a little-endian u32 header length, a JSON [`Header`], then
-//! `dim × heads` int8 weights, feature-major so scoring one feature touches one contiguous row.
+//! File layout: `FLGUARD4` (version 2 added the length-bucket feature; version 3 made the `unsafe` head
+//! conditional, P(unsafe | risky); version 4 added the hidden layer), a little-endian u32 header
+//! length, a JSON [`Header`], then `dim × heads` int8 linear weights and `dim × hidden` int8
+//! embeddings, both feature-major so scoring one feature touches two contiguous rows, then
+//! little-endian f32s: the embedding scales and hidden biases (`hidden` each) and the output weights
+//! (`heads × hidden`, head-major).
 
 use std::path::Path;
 
@@ -13,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::GuardError;
 
 /// Magic bytes that open a model file.
-const MAGIC: &[u8; 8] = b"FLGUARD3";
+const MAGIC: &[u8; 8] = b"FLGUARD4";
 
 /// Number of hashed feature buckets.
 pub const DIM: usize = 1 << 16;
@@ -37,8 +43,24 @@ pub struct Header {
     pub bias: Vec<f32>,
     /// Per-head Platt calibration `sigmoid(a * logit + b)`.
     pub platt: Vec<(f32, f32)>,
+    /// Hidden units of the deep part (0: a purely linear model).
+    #[serde(default)]
+    pub hidden: usize,
     /// What the model was trained on (files, counts, splits, settings).
     pub manifest: serde_json::Value,
+}
+
+/// The deep part of a loaded model.
+#[derive(Debug, Clone)]
+struct Deep {
+    /// `dim × hidden` quantised embeddings, feature-major.
+    embed: Vec<i8>,
+    /// Per-hidden-unit dequantisation scale of the embeddings.
+    embed_scales: Vec<f32>,
+    /// Per-hidden-unit bias.
+    hidden_bias: Vec<f32>,
+    /// `heads × hidden` output weights, head-major.
+    out: Vec<f32>,
 }
 
 /// A loaded model.
@@ -48,6 +70,8 @@ pub struct Model {
     pub header: Header,
     /// `dim × heads` quantised weights.
     weights: Vec<i8>,
+    /// The hidden layer (`header.hidden` units).
+    deep: Deep,
 }
 
 /// Float weights during training, before quantisation.
@@ -55,51 +79,78 @@ pub struct Model {
 pub struct FloatModel {
     /// Head names.
     pub heads: Vec<String>,
-    /// `DIM × heads` weights.
+    /// `DIM × heads` linear weights.
     pub weights: Vec<f32>,
     /// Per-head bias.
     pub bias: Vec<f32>,
+    /// Hidden units.
+    pub hidden: usize,
+    /// `DIM × hidden` embeddings.
+    pub embed: Vec<f32>,
+    /// Per-hidden-unit bias.
+    pub hidden_bias: Vec<f32>,
+    /// `heads × hidden` output weights.
+    pub out: Vec<f32>,
+}
+
+/// One forward pass of a [`FloatModel`], kept for the backward pass.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Logits of every head.
+    pub logits: Vec<f32>,
+    /// Hidden pre-activations (the ReLU's input).
+    pub pre: Vec<f32>,
 }
 
 impl FloatModel {
-    /// A zero model with these heads.
-    pub fn new(heads: Vec<String>) -> Self {
+    /// A model with zero linear weights and small random embeddings and output weights (seeded, so
+    /// training is deterministic).
+    pub fn new(heads: Vec<String>, hidden: usize, seed: u64) -> Self {
         let n = heads.len();
-        FloatModel { heads, weights: vec![0.0; DIM * n], bias: vec![0.0; n] }
+        let mut state = seed | 1;
+        let mut uniform = |scale: f32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * scale
+        };
+        let embed = (0..DIM * hidden).map(|_| uniform(0.5)).collect();
+        let out_scale = 1.0 / (hidden.max(1) as f32).sqrt();
+        let out = (0..n * hidden).map(|_| uniform(out_scale)).collect();
+        FloatModel {
+            heads,
+            weights: vec![0.0; DIM * n],
+            bias: vec![0.0; n],
+            hidden,
+            embed,
+            hidden_bias: vec![0.0; hidden],
+            out,
+        }
     }
 
-    /// Raw logits of every head for a feature vector.
-    pub fn logits(&self, features: &[(u32, f32)]) -> Vec<f32> {
-        let n = self.heads.len();
-        let mut out = self.bias.clone();
+    /// Logits of every head and the hidden pre-activations for a feature vector.
+    pub fn forward(&self, features: &[(u32, f32)]) -> Forward {
+        let (n, d) = (self.heads.len(), self.hidden);
+        let mut logits = self.bias.clone();
+        let mut pre = self.hidden_bias.clone();
         for &(f, v) in features {
             let row = &self.weights[f as usize * n..(f as usize + 1) * n];
-            for (o, w) in out.iter_mut().zip(row) {
+            for (o, w) in logits.iter_mut().zip(row) {
+                *o += w * v;
+            }
+            let row = &self.embed[f as usize * d..(f as usize + 1) * d];
+            for (o, w) in pre.iter_mut().zip(row) {
                 *o += w * v;
             }
         }
-        out
+        add_deep(&mut logits, &pre, &self.out);
+        Forward { logits, pre }
     }
 
-    /// Quantises to int8 with one scale per head.
+    /// Quantises to int8 with one scale per head (linear weights) and per hidden unit (embeddings).
     pub fn quantise(&self, platt: Vec<(f32, f32)>, manifest: serde_json::Value) -> Model {
-        let n = self.heads.len();
-        let mut scales = vec![0.0f32; n];
-        for row in self.weights.chunks_exact(n) {
-            for (s, w) in scales.iter_mut().zip(row) {
-                *s = s.max(w.abs());
-            }
-        }
-        for s in &mut scales {
-            *s = if *s > 0.0 { *s / 127.0 } else { 1.0 };
-        }
-        let weights = self
-            .weights
-            .chunks_exact(n)
-            .flat_map(|row| {
-                row.iter().zip(&scales).map(|(w, s)| (w / s).round().clamp(-127.0, 127.0) as i8)
-            })
-            .collect();
+        let (weights, scales) = quantise_columns(&self.weights, self.heads.len());
+        let (embed, embed_scales) = quantise_columns(&self.embed, self.hidden);
         Model {
             header: Header {
                 dim: DIM,
@@ -107,10 +158,101 @@ impl FloatModel {
                 scales,
                 bias: self.bias.clone(),
                 platt,
+                hidden: self.hidden,
                 manifest,
             },
             weights,
+            deep: Deep {
+                embed,
+                embed_scales,
+                hidden_bias: self.hidden_bias.clone(),
+                out: self.out.clone(),
+            },
         }
+    }
+}
+
+/// Adds the output layer's contribution, `out · relu(pre)`, to each head's logit.
+fn add_deep(logits: &mut [f32], pre: &[f32], out: &[f32]) {
+    let d = pre.len();
+    if d == 0 {
+        return;
+    }
+    for (z, row) in logits.iter_mut().zip(out.chunks_exact(d)) {
+        *z += row.iter().zip(pre).map(|(w, p)| w * p.max(0.0)).sum::<f32>();
+    }
+}
+
+/// Int8 quantisation of a row-major `rows × columns` matrix with one scale per column.
+fn quantise_columns(values: &[f32], columns: usize) -> (Vec<i8>, Vec<f32>) {
+    if columns == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut scales = vec![0.0f32; columns];
+    for row in values.chunks_exact(columns) {
+        for (s, w) in scales.iter_mut().zip(row) {
+            *s = s.max(w.abs());
+        }
+    }
+    for s in &mut scales {
+        *s = if *s > 0.0 { *s / 127.0 } else { 1.0 };
+    }
+    let quantised = values
+        .chunks_exact(columns)
+        .flat_map(|row| {
+            row.iter().zip(&scales).map(|(w, s)| (w / s).round().clamp(-127.0, 127.0) as i8)
+        })
+        .collect();
+    (quantised, scales)
+}
+
+/// Reads `count` little-endian f32s off the front of `bytes`.
+fn take_f32s(bytes: &[u8], count: usize) -> Result<(Vec<f32>, &[u8]), String> {
+    let (head, rest) = bytes.split_at_checked(count * 4).ok_or("truncated weights")?;
+    let values =
+        head.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok((values, rest))
+}
+
+/// Integer sums of weight rows (linear heads and hidden units) for n-grams that share one value.
+struct Run {
+    linear: Vec<i32>,
+    hidden: Vec<i32>,
+}
+
+/// Value-weighted float sums of [`Run`]s: the pre-scale linear logits and hidden pre-activations.
+struct Sums {
+    linear: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl Run {
+    fn new(model: &Model) -> Self {
+        Run { linear: vec![0; model.header.heads.len()], hidden: vec![0; model.header.hidden] }
+    }
+
+    /// Adds one feature's rows; unknown features (outside the table) add nothing.
+    fn add(&mut self, model: &Model, feature: u32) {
+        if let Some(row) = model.row(feature) {
+            add_row(&mut self.linear, row);
+        }
+        let d = model.header.hidden;
+        let start = feature as usize * d;
+        if let Some(row) = model.deep.embed.get(start..start + d) {
+            add_row(&mut self.hidden, row);
+        }
+    }
+
+    /// Adds the run times `value` into `sums` and clears it.
+    fn flush(&mut self, sums: &mut Sums, value: f32) {
+        flush(&mut sums.linear, &mut self.linear, value);
+        flush(&mut sums.hidden, &mut self.hidden, value);
+    }
+}
+
+impl Sums {
+    fn new(model: &Model) -> Self {
+        Sums { linear: vec![0.0; model.header.heads.len()], hidden: vec![0.0; model.header.hidden] }
     }
 }
 
@@ -124,7 +266,10 @@ impl Model {
 
     /// Parses model bytes; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.starts_with(b"FLGUARD1") || bytes.starts_with(b"FLGUARD2") {
+        if [b"FLGUARD1", b"FLGUARD2", b"FLGUARD3"]
+            .iter()
+            .any(|old| bytes.starts_with(old.as_slice()))
+        {
             return Err(
                 "an older model (features or heads changed since): retrain with `finllm guard train`"
                     .into(),
@@ -134,34 +279,50 @@ impl Model {
             bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a finllm guard model (bad magic)")?;
         let (len, rest) = rest.split_at_checked(4).ok_or("truncated header")?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let (json, weights) = rest.split_at_checked(len).ok_or("truncated header")?;
+        let (json, rest) = rest.split_at_checked(len).ok_or("truncated header")?;
         let header: Header =
             serde_json::from_slice(json).map_err(|e| format!("bad header: {e}"))?;
-        let n = header.heads.len();
+        let (n, d) = (header.heads.len(), header.hidden);
         if header.dim != DIM
             || header.scales.len() != n
             || header.bias.len() != n
             || header.platt.len() != n
-            || weights.len() != DIM * n
+            || d > 4096
         {
-            return Err(format!(
-                "inconsistent sizes (dim {}, {n} heads, {} weight bytes)",
-                header.dim,
-                weights.len()
-            ));
+            return Err(format!("inconsistent sizes (dim {}, {n} heads, {d} hidden)", header.dim));
         }
-        Ok(Model { header, weights: weights.iter().map(|b| *b as i8).collect() })
+        let (weights, rest) = rest.split_at_checked(DIM * n).ok_or("truncated weights")?;
+        let (embed, rest) = rest.split_at_checked(DIM * d).ok_or("truncated weights")?;
+        let (embed_scales, rest) = take_f32s(rest, d)?;
+        let (hidden_bias, rest) = take_f32s(rest, d)?;
+        let (out, rest) = take_f32s(rest, n * d)?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes after the weights", rest.len()));
+        }
+        let bytes_to_i8 = |b: &[u8]| b.iter().map(|x| *x as i8).collect::<Vec<i8>>();
+        Ok(Model {
+            weights: bytes_to_i8(weights),
+            deep: Deep { embed: bytes_to_i8(embed), embed_scales, hidden_bias, out },
+            header,
+        })
     }
 
     /// Writes the model file.
     pub fn save(&self, path: &Path) -> Result<(), GuardError> {
         let json = serde_json::to_vec(&self.header)
             .map_err(|e| GuardError::Model { path: path.to_owned(), message: e.to_string() })?;
-        let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len() + self.weights.len());
+        let deep = &self.deep;
+        let mut bytes = Vec::with_capacity(
+            MAGIC.len() + 4 + json.len() + self.weights.len() + deep.embed.len(),
+        );
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&json);
         bytes.extend(self.weights.iter().map(|w| *w as u8));
+        bytes.extend(deep.embed.iter().map(|w| *w as u8));
+        for v in deep.embed_scales.iter().chain(&deep.hidden_bias).chain(&deep.out) {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| GuardError::io(dir, e))?;
         }
@@ -176,32 +337,43 @@ impl Model {
     /// Raw logits of every head. Features come in runs of equal value (all n-grams share one value,
     /// the length bucket has its own), so each run is summed in integers and scaled once.
     pub fn logits(&self, features: &[(u32, f32)]) -> Vec<f32> {
-        let n = self.header.heads.len();
-        let mut acc = vec![0.0f32; n];
-        let mut run = vec![0i32; n];
+        let mut sums = Sums::new(self);
+        let mut run = Run::new(self);
         let mut value = None;
         for &(f, v) in features {
             if value != Some(v) {
                 if let Some(previous) = value {
-                    flush(&mut acc, &mut run, previous);
+                    run.flush(&mut sums, previous);
                 }
                 value = Some(v);
             }
-            let start = f as usize * n;
-            if let Some(row) = self.weights.get(start..start + n) {
-                for (a, w) in run.iter_mut().zip(row) {
-                    *a += i32::from(*w);
-                }
-            }
+            run.add(self, f);
         }
         if let Some(previous) = value {
-            flush(&mut acc, &mut run, previous);
+            run.flush(&mut sums, previous);
         }
-        acc.iter()
+        self.head_logits(&sums)
+    }
+
+    /// Logits from value-weighted sums: the linear part scaled per head plus the hidden layer's.
+    fn head_logits(&self, sums: &Sums) -> Vec<f32> {
+        let mut logits: Vec<f32> = sums
+            .linear
+            .iter()
             .zip(&self.header.scales)
             .zip(&self.header.bias)
             .map(|((a, s), b)| a * s + b)
-            .collect()
+            .collect();
+        let deep = &self.deep;
+        let pre: Vec<f32> = sums
+            .hidden
+            .iter()
+            .zip(&deep.embed_scales)
+            .zip(&deep.hidden_bias)
+            .map(|((a, s), b)| a * s + b)
+            .collect();
+        add_deep(&mut logits, &pre, &deep.out);
+        logits
     }
 
     /// The element-wise maximum of the calibrated probabilities of a long text's windows and of the
@@ -210,64 +382,57 @@ impl Model {
     /// weight row is read once, for the window, and added to the whole text's sum at the same time;
     /// `whole_length` is the whole text's length-bucket feature ([`length_feature`]).
     pub fn max_probabilities(&self, windows: &[Vec<(u32, f32)>], whole_length: u32) -> Vec<f32> {
-        let n = self.header.heads.len();
         let mut seen = vec![0u64; self.header.dim.div_ceil(64)];
-        let mut whole_run = vec![0i32; n];
+        let mut whole_run = Run::new(self);
         let mut whole_count = 0usize;
-        let mut best = vec![0.0f32; n];
+        let mut best = vec![0.0f32; self.header.heads.len()];
         for window in windows {
             let Some((&(length, _), grams)) = window.split_last() else { continue };
-            let mut run = vec![0i32; n];
+            let mut run = Run::new(self);
             for &(f, _) in grams {
-                let Some(row) = self.row(f) else { continue };
-                add_row(&mut run, row);
+                run.add(self, f);
                 let (word, bit) = (f as usize / 64, 1u64 << (f % 64));
                 if let Some(w) = seen.get_mut(word)
                     && *w & bit == 0
                 {
                     *w |= bit;
                     whole_count += 1;
-                    add_row(&mut whole_run, row);
+                    whole_run.add(self, f);
                 }
             }
             let value = grams.first().map_or(0.0, |g| g.1);
-            merge_max(&mut best, &self.finish(&run, value, length));
+            merge_max(&mut best, &self.finish(&mut run, value, length));
         }
         let value = 1.0 / (whole_count.max(1) as f32).sqrt();
-        merge_max(&mut best, &self.finish(&whole_run, value, whole_length));
+        merge_max(&mut best, &self.finish(&mut whole_run, value, whole_length));
         best
     }
 
-    /// The weight row of a feature.
+    /// The linear weight row of a feature.
     fn row(&self, feature: u32) -> Option<&[i8]> {
         let n = self.header.heads.len();
         let start = feature as usize * n;
         self.weights.get(start..start + n)
     }
 
-    /// Calibrated probabilities from an integer sum of n-gram rows (all at `value`) and the length
-    /// bucket feature (at 1).
-    fn finish(&self, run: &[i32], value: f32, length: u32) -> Vec<f32> {
-        let length_row = self.row(length);
-        run.iter()
-            .enumerate()
-            .map(|(h, r)| {
-                let l = length_row.map_or(0, |row| i32::from(row[h]));
-                let z =
-                    (*r as f32 * value + l as f32) * self.header.scales[h] + self.header.bias[h];
-                let (a, b) = self.header.platt[h];
-                sigmoid(a * z + b)
-            })
-            .collect()
+    /// Calibrated probabilities from a run of n-gram rows (all at `value`) and the length-bucket
+    /// feature (at 1).
+    fn finish(&self, run: &mut Run, value: f32, length: u32) -> Vec<f32> {
+        let mut sums = Sums::new(self);
+        run.flush(&mut sums, value);
+        run.add(self, length);
+        run.flush(&mut sums, 1.0);
+        self.calibrate(&self.head_logits(&sums))
+    }
+
+    /// Platt-calibrated probabilities of logits.
+    fn calibrate(&self, logits: &[f32]) -> Vec<f32> {
+        logits.iter().zip(&self.header.platt).map(|(z, (a, b))| sigmoid(a * z + b)).collect()
     }
 
     /// Calibrated probabilities of every head.
     pub fn probabilities(&self, features: &[(u32, f32)]) -> Vec<f32> {
-        self.logits(features)
-            .iter()
-            .zip(&self.header.platt)
-            .map(|(z, (a, b))| sigmoid(a * z + b))
-            .collect()
+        self.calibrate(&self.logits(features))
     }
 }
 

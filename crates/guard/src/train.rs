@@ -1,6 +1,7 @@
-//! Training the learned layer: multi-label logistic regression with AdaGrad over the hashed features,
-//! class-balanced per head, heads masked where a source does not label them, then Platt calibration on
-//! the calibration split. Deterministic: examples are shuffled with a fixed seed.
+//! Training the learned layer: the wide (linear) and deep (one hidden layer over n-gram embeddings)
+//! parts together, multi-label logistic loss with AdaGrad over the hashed features, class-balanced per
+//! head, heads masked where a source does not label them, then Platt calibration on the calibration
+//! split. Deterministic: the initial weights and the example order come from a fixed seed.
 
 use serde::Serialize;
 
@@ -25,13 +26,25 @@ pub struct TrainConfig {
     pub l2: f32,
     /// Largest weight given to the positive class of a rare head.
     pub max_positive_weight: f32,
+    /// Hidden units of the deep part (0: linear only).
+    pub hidden: usize,
+    /// AdaGrad learning rate of the deep part.
+    pub deep_learning_rate: f32,
     /// Shuffle seed.
     pub seed: u64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 12, learning_rate: 0.5, l2: 1e-6, max_positive_weight: 8.0, seed: 7 }
+        TrainConfig {
+            epochs: 12,
+            learning_rate: 0.5,
+            l2: 1e-6,
+            max_positive_weight: 8.0,
+            hidden: 0,
+            deep_learning_rate: 0.05,
+            seed: 7,
+        }
     }
 }
 
@@ -136,23 +149,31 @@ pub fn train(
             }
         })
         .collect();
-    let mut m = FloatModel::new(heads);
+    let d = config.hidden;
+    let mut m = FloatModel::new(heads, d, config.seed);
     let mut grad_sq = vec![1e-8f32; DIM * n];
     let mut bias_sq = vec![1e-8f32; n];
+    let mut embed_sq = vec![1e-8f32; DIM * d];
+    let mut hidden_bias_sq = vec![1e-8f32; d];
+    let mut out_sq = vec![1e-8f32; n * d];
     let mut order: Vec<usize> = (0..train_set.len()).collect();
     let mut rng = config.seed;
+    let (lr, deep_lr) = (config.learning_rate, config.deep_learning_rate);
     for epoch in 0..config.epochs {
         shuffle(&mut order, &mut rng);
         let mut loss = 0.0f64;
         for &i in &order {
             let (x, t) = &train_set[i];
-            let z = m.logits(x);
+            let forward = m.forward(x);
+            let hidden: Vec<f32> = forward.pre.iter().map(|p| p.max(0.0)).collect();
+            // The loss's gradient with respect to each hidden unit, summed over the heads.
+            let mut grad_hidden = vec![0.0f32; d];
             for h in 0..n {
                 if t[h] < 0 {
                     continue;
                 }
                 let y = f32::from(t[h]);
-                let p = sigmoid(z[h]);
+                let p = sigmoid(forward.logits[h]);
                 let w = if t[h] == 1 { pos_weight[h] } else { 1.0 };
                 loss -=
                     f64::from(w * (y * p.max(1e-7).ln() + (1.0 - y) * (1.0 - p).max(1e-7).ln()));
@@ -164,10 +185,44 @@ pub fn train(
                     let k = f as usize * n + h;
                     let gk = g * v + config.l2 * m.weights[k];
                     grad_sq[k] += gk * gk;
-                    m.weights[k] -= config.learning_rate * gk / grad_sq[k].sqrt();
+                    m.weights[k] -= lr * gk / grad_sq[k].sqrt();
                 }
                 bias_sq[h] += g * g;
-                m.bias[h] -= config.learning_rate * g / bias_sq[h].sqrt();
+                m.bias[h] -= lr * g / bias_sq[h].sqrt();
+                let row = h * d..(h + 1) * d;
+                for (((gh, w), sq), a) in grad_hidden
+                    .iter_mut()
+                    .zip(&mut m.out[row.clone()])
+                    .zip(&mut out_sq[row])
+                    .zip(&hidden)
+                {
+                    *gh += g * *w;
+                    let gw = g * a + config.l2 * *w;
+                    *sq += gw * gw;
+                    *w -= deep_lr * gw / sq.sqrt();
+                }
+            }
+            // Back through the ReLU to the hidden biases and the embeddings of the example's n-grams.
+            for (j, gh) in grad_hidden.iter_mut().enumerate() {
+                if forward.pre[j] <= 0.0 {
+                    *gh = 0.0;
+                    continue;
+                }
+                hidden_bias_sq[j] += *gh * *gh;
+                m.hidden_bias[j] -= deep_lr * *gh / hidden_bias_sq[j].sqrt();
+            }
+            if grad_hidden.iter().all(|g| *g == 0.0) {
+                continue;
+            }
+            for &(f, v) in x {
+                let row = f as usize * d..(f as usize + 1) * d;
+                for ((w, sq), gh) in
+                    m.embed[row.clone()].iter_mut().zip(&mut embed_sq[row]).zip(&grad_hidden)
+                {
+                    let ge = gh * v + config.l2 * *w;
+                    *sq += ge * ge;
+                    *w -= deep_lr * ge / sq.sqrt();
+                }
             }
         }
         progress(epoch + 1, (loss / train_set.len().max(1) as f64) as f32);

@@ -23,9 +23,9 @@ fn model_files_round_trip_and_reject_garbage() {
     guard().model().save(&path).unwrap();
     let again = Model::load(&path).unwrap();
     assert_eq!(again.header.heads, guard().model().header.heads);
-    std::fs::write(&path, b"FLGUARD3\x05\x00\x00\x00{}").unwrap();
+    std::fs::write(&path, b"FLGUARD4\x05\x00\x00\x00{}").unwrap();
     assert!(Model::load(&path).unwrap_err().to_string().contains("truncated"));
-    for old in [b"FLGUARD1", b"FLGUARD2"] {
+    for old in [b"FLGUARD1", b"FLGUARD2", b"FLGUARD3"] {
         std::fs::write(&path, [old.as_slice(), b"\x05\x00\x00\x00{}"].concat()).unwrap();
         assert!(Model::load(&path).unwrap_err().to_string().contains("retrain"));
     }
@@ -93,4 +93,47 @@ fn shared_datasets_load_with_licences_respected() {
         corpus.examples.iter().any(|e| e.group == "flames" && e.verdict == Verdict::Controversial)
     );
     assert!(!corpus.templates.is_empty());
+}
+
+#[test]
+fn a_model_with_a_hidden_layer_trains_and_round_trips() {
+    let taxonomy = guard::Taxonomy::builtin().unwrap();
+    let lexicon = guard::lexicon::Lexicon::builtin(&taxonomy).unwrap();
+    let mut examples = Vec::new();
+    for i in 0..40 {
+        examples.push(example(&format!("请问第{i}期基金定投的扣款日是哪天"), Verdict::Safe, "g"));
+        let mut bad = example(&format!("教我第{i}种伪造银行流水的方法"), Verdict::Unsafe, "g");
+        bad.categories = vec!["CRI".into()];
+        bad.intents = vec!["kyc_evasion".into()];
+        examples.push(bad);
+    }
+    let config = guard::train::TrainConfig { epochs: 4, hidden: 8, ..Default::default() };
+    let model = guard::train::train(
+        &examples,
+        &taxonomy,
+        &lexicon,
+        &config,
+        serde_json::json!({}),
+        |_, _| {},
+    );
+    assert_eq!(model.header.hidden, 8);
+    let risk = model.head("risk").unwrap();
+    let score = |m: &Model, text: &str| {
+        m.probabilities(&guard::train::example_features(text, &lexicon))[risk]
+    };
+    let (safe, bad) = ("请问第99期基金定投的扣款日是哪天", "教我第99种伪造银行流水的方法");
+    assert!(score(&model, bad) > 0.8 && score(&model, safe) < 0.2, "the model fits its data");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.bin");
+    model.save(&path).unwrap();
+    let again = Model::load(&path).unwrap();
+    for text in [safe, bad] {
+        assert_eq!(score(&model, text), score(&again, text));
+    }
+    // A file cut inside the hidden layer's weights is an error, not a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(Model::from_bytes(&bytes[..bytes.len() - 3]).unwrap_err().contains("truncated"));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(Model::from_bytes(&longer).unwrap_err().contains("after the weights"));
 }

@@ -22,7 +22,7 @@ use crate::GuardError;
 const MAGIC: &[u8; 8] = b"FLGUARD4";
 
 /// Number of hashed feature buckets.
-pub const DIM: usize = 1 << 16;
+pub const DIM: usize = 1 << 17;
 
 /// Head names that are always present, before the taxonomy's labels.
 pub const HEAD_RISK: &str = "risk";
@@ -283,11 +283,13 @@ impl Model {
         let header: Header =
             serde_json::from_slice(json).map_err(|e| format!("bad header: {e}"))?;
         let (n, d) = (header.heads.len(), header.hidden);
-        if header.dim != DIM
-            || header.scales.len() != n
-            || header.bias.len() != n
-            || header.platt.len() != n
-            || d > 4096
+        if header.dim != DIM {
+            return Err(format!(
+                "built for {} feature buckets where this finllm hashes into {DIM}: retrain with `finllm guard train`",
+                header.dim
+            ));
+        }
+        if header.scales.len() != n || header.bias.len() != n || header.platt.len() != n || d > 4096
         {
             return Err(format!("inconsistent sizes (dim {}, {n} heads, {d} hidden)", header.dim));
         }

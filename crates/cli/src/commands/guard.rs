@@ -96,6 +96,15 @@ struct TrainArgs {
     /// AdaGrad learning rate of the deep part
     #[arg(long, default_value_t = 0.05)]
     deep_learning_rate: f32,
+    /// AdaGrad learning rate of the linear part
+    #[arg(long, default_value_t = 0.5)]
+    learning_rate: f32,
+    /// L2 penalty per update
+    #[arg(long, default_value_t = 1e-6)]
+    l2: f32,
+    /// Largest weight given to the positive class of a rare head
+    #[arg(long, default_value_t = 8.0)]
+    max_positive_weight: f32,
     /// Labelled JSONL rows added to the training data (repeatable), e.g. from `finllm redteam export`;
     /// they are split like the rest (by key: a fifth stays in the held-out test split)
     #[arg(long, value_name = "FILE")]
@@ -248,12 +257,15 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         "data_dir": "../shared/data",
         "files": corpus.provenance.files.iter().map(|(f, n, l, h)| serde_json::json!({"file": f, "records": n, "license": l, "fnv1a64": h})).collect::<Vec<_>>(),
         "split": "fnv1a64(key or text) % 10: 0-1 test (never trained), 2 calibration, 3-9 train; NC-licensed sources evaluation only",
-        "rebuild": format!("finllm guard train --data ../shared/data --epochs {} --hidden {} --deep-learning-rate {} (from the repository root, with the shared data folder next to it)", args.epochs, args.hidden, args.deep_learning_rate),
+        "rebuild": format!("finllm guard train --data ../shared/data --epochs {} --hidden {} --deep-learning-rate {} --learning-rate {} --l2 {} --max-positive-weight {} (from the repository root, with the shared data folder next to it)", args.epochs, args.hidden, args.deep_learning_rate, args.learning_rate, args.l2, args.max_positive_weight),
     });
     let config = guard::train::TrainConfig {
         epochs: args.epochs,
         hidden: args.hidden,
         deep_learning_rate: args.deep_learning_rate,
+        learning_rate: args.learning_rate,
+        l2: args.l2,
+        max_positive_weight: args.max_positive_weight,
         ..Default::default()
     };
     let bar = progress(config.epochs as u64, "training");

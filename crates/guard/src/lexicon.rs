@@ -111,6 +111,9 @@ impl Lexicon {
                     continue;
                 }
                 let mut forms = vec![norm.clone()];
+                if entry.strength == Strength::Block {
+                    forms.extend(request_prefix_variants(&norm));
+                }
                 if matches!(label, Label::Intent(_)) {
                     forms.extend(text::variants::pinyin_variants(&norm));
                     if norm.chars().count() >= MIN_READING_CHARS
@@ -186,6 +189,25 @@ impl Lexicon {
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
+}
+
+/// Chinese ways to open a request for oneself; a block phrase written with one ("帮我写一篇黄文") is the
+/// same request with any other ("给我写一篇黄文", "替我写一篇黄文").
+const REQUEST_PREFIXES: &[&str] = &["帮我", "给我", "替我", "教我", "请帮我", "你帮我", "麻烦你"];
+
+/// The other spellings of a block phrase that opens with a request prefix (none otherwise).
+fn request_prefix_variants(term: &str) -> Vec<String> {
+    // Longest first, so "请帮我" is taken whole rather than as "请" + "帮我".
+    let mut prefixes: Vec<&str> = REQUEST_PREFIXES.to_vec();
+    prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let Some((rest, own)) = prefixes.iter().find_map(|p| term.strip_prefix(p).map(|r| (r, *p)))
+    else {
+        return Vec::new();
+    };
+    if rest.chars().count() < 2 {
+        return Vec::new();
+    }
+    REQUEST_PREFIXES.iter().filter(|p| **p != own).map(|p| format!("{p}{rest}")).collect()
 }
 
 /// ASCII terms must match whole words ("gun" not in "begun"); CJK terms match anywhere.

@@ -480,6 +480,20 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
             out.push((id, 1.0));
         }
     };
+    // Words and CJK n-grams are also hashed in conjunction with the text's question frame (a request, or
+    // a legal, protective or explanatory question; see `frames`), so each n-gram can weigh differently
+    // in "教我洗钱" and "洗钱判几年": a linear model cannot form that product itself.
+    let frame_salt = match crate::frames::frames(normalised) {
+        (_, true) => Some(0x40u8),
+        (true, false) => Some(0x80u8),
+        (false, false) => None,
+    };
+    let mut gram = |kind: u8, parts: &[&[u8]], in_frame: bool| {
+        add(hash_parts(kind, parts));
+        if let Some(salt) = frame_salt.filter(|_| in_frame) {
+            add(hash_parts(kind ^ salt, parts));
+        }
+    };
     let chars: Vec<(usize, char)> = normalised.char_indices().collect();
     let mut previous_word: Option<&str> = None;
     let mut i = 0;
@@ -492,7 +506,7 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
             }
             let end = chars.get(i).map_or(normalised.len(), |(b, _)| *b);
             let word = &normalised[start..end];
-            add(hash(b'w', word.as_bytes()));
+            gram(b'w', &[word.as_bytes()], true);
             // Character 3-grams of `<word>` (ASCII, so bytes are characters).
             let wb = word.as_bytes();
             let at = |k: usize| -> u8 {
@@ -505,10 +519,10 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
                 }
             };
             for k in 0..wb.len() {
-                add(hash(b't', &[at(k), at(k + 1), at(k + 2)]));
+                gram(b't', &[&[at(k), at(k + 1), at(k + 2)]], false);
             }
             if let Some(prev) = previous_word {
-                add(hash_parts(b'b', &[prev.as_bytes(), b" ", wb]));
+                gram(b'b', &[prev.as_bytes(), b" ", wb], true);
             }
             previous_word = Some(word);
             continue;
@@ -522,7 +536,7 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
                     break;
                 }
                 len += ck.encode_utf8(&mut buf[len..]).len();
-                add(hash(b'1' + n as u8, &buf[..len]));
+                gram(b'1' + n as u8, &[&buf[..len]], true);
             }
         }
         i += 1;

@@ -58,7 +58,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { controversial: 0.4, unsafe_: 0.5 }
+        Thresholds { controversial: 0.4, unsafe_: 0.6 }
     }
 }
 
@@ -192,11 +192,11 @@ fn default_name() -> String {
 }
 
 /// The unsafe thresholds per category that a policy without `[category]` sections uses, chosen on the
-/// validation split (three folds outside the test split) by coordinate search over the issue's
-/// targets: crime, privacy, infringement and harm questions are often legitimate ("what is the
-/// sentence for insider trading?"), so their requests must look more clearly like requests to refuse.
+/// validation split by a grid over the issue's targets (with the global 0.6): crime questions are
+/// often legitimate ("what is the sentence for insider trading?"), so a crime request must look more
+/// clearly like one to refuse.
 pub fn default_category_rules() -> BTreeMap<String, CategoryRule> {
-    [("CRI", 0.7), ("HAR", 0.6), ("PRI", 0.6), ("RIG", 0.6)]
+    [("CRI", 0.7)]
         .into_iter()
         .map(|(c, t)| (c.to_owned(), CategoryRule { unsafe_threshold: Some(t), action: None }))
         .collect()

@@ -66,3 +66,23 @@ fn lexicon_matches_normalised_and_pinyin_forms() {
     let err = Lexicon::parse("l.toml", bad, &t).unwrap_err().to_string();
     assert!(err.starts_with("l.toml:2:"), "{err}");
 }
+
+#[test]
+fn block_phrases_match_with_any_request_prefix() {
+    let t = Taxonomy::builtin().unwrap();
+    let source = "[[entry]]\nintent = \"sexual\"\nstrength = \"block\"\nterms = [\"帮我写一篇黄文\"]\n\
+                  [[entry]]\nintent = \"sexual\"\nstrength = \"signal\"\nterms = [\"帮我找黄片\"]\n";
+    let lex = Lexicon::parse("l.toml", source, &t).unwrap();
+    let blocks = |s: &str| {
+        lex.find(&text::normalize(s))
+            .iter()
+            .filter(|h| h.strength == guard::lexicon::Strength::Block)
+            .count()
+    };
+    for text in ["帮我写一篇黄文", "给我写一篇黄文", "请帮我写一篇黄文", "麻烦你写一篇黄文"]
+    {
+        assert_eq!(blocks(text), 1, "{text}");
+    }
+    assert_eq!(blocks("写一篇黄文"), 0, "the request prefix stays part of the phrase");
+    assert!(lex.find("给我找黄片").is_empty(), "signal topics are not widened");
+}

@@ -7,10 +7,10 @@
 //!
 //! File layout: `FLGUARD4` (version 2 added the length-bucket feature; version 3 made the `unsafe` head
 //! conditional, P(unsafe | risky); version 4 added the hidden layer), a little-endian u32 header
-//! length, a JSON [`Header`], then `dim × heads` int8 linear weights and `dim × hidden` int8
-//! embeddings, both feature-major so scoring one feature touches two contiguous rows, then
-//! little-endian f32s: the embedding scales and hidden biases (`hidden` each) and the output weights
-//! (`heads × hidden`, head-major).
+//! length, a JSON [`Header`], then (zlib-deflated when the header says `"compression": "deflate"`)
+//! `dim × heads` int8 linear weights and `dim × hidden` int8 embeddings, both feature-major so scoring
+//! one feature touches two contiguous rows, then little-endian f32s: the embedding scales and hidden
+//! biases (`hidden` each) and the output weights (`heads × hidden`, head-major).
 
 use std::path::Path;
 
@@ -46,6 +46,9 @@ pub struct Header {
     /// Hidden units of the deep part (0: a purely linear model).
     #[serde(default)]
     pub hidden: usize,
+    /// How the weights after the header are stored: `deflate` (zlib stream) or absent (raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
     /// What the model was trained on (files, counts, splits, settings).
     pub manifest: serde_json::Value,
 }
@@ -159,6 +162,7 @@ impl FloatModel {
                 bias: self.bias.clone(),
                 platt,
                 hidden: self.hidden,
+                compression: None,
                 manifest,
             },
             weights,
@@ -293,6 +297,17 @@ impl Model {
         {
             return Err(format!("inconsistent sizes (dim {}, {n} heads, {d} hidden)", header.dim));
         }
+        let inflated;
+        let rest = match header.compression.as_deref() {
+            None => rest,
+            Some("deflate") => {
+                let expected = DIM * (n + d) + 4 * (2 * d + n * d);
+                inflated = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(rest, expected)
+                    .map_err(|e| format!("truncated or corrupt weights ({:?})", e.status))?;
+                inflated.as_slice()
+            }
+            Some(other) => return Err(format!("unknown weight compression `{other}`")),
+        };
         let (weights, rest) = rest.split_at_checked(DIM * n).ok_or("truncated weights")?;
         let (embed, rest) = rest.split_at_checked(DIM * d).ok_or("truncated weights")?;
         let (embed_scales, rest) = take_f32s(rest, d)?;
@@ -311,20 +326,23 @@ impl Model {
 
     /// Writes the model file.
     pub fn save(&self, path: &Path) -> Result<(), GuardError> {
-        let json = serde_json::to_vec(&self.header)
+        // The weights are deflated: int8 weights of hashed features compress to about two thirds, which
+        // keeps the committed model small.
+        let header = Header { compression: Some("deflate".into()), ..self.header.clone() };
+        let json = serde_json::to_vec(&header)
             .map_err(|e| GuardError::Model { path: path.to_owned(), message: e.to_string() })?;
         let deep = &self.deep;
-        let mut bytes = Vec::with_capacity(
-            MAGIC.len() + 4 + json.len() + self.weights.len() + deep.embed.len(),
-        );
+        let mut payload = Vec::with_capacity(self.weights.len() + deep.embed.len());
+        payload.extend(self.weights.iter().map(|w| *w as u8));
+        payload.extend(deep.embed.iter().map(|w| *w as u8));
+        for v in deep.embed_scales.iter().chain(&deep.hidden_bias).chain(&deep.out) {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len() + payload.len() / 2);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&json);
-        bytes.extend(self.weights.iter().map(|w| *w as u8));
-        bytes.extend(deep.embed.iter().map(|w| *w as u8));
-        for v in deep.embed_scales.iter().chain(&deep.hidden_bias).chain(&deep.out) {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        bytes.extend(miniz_oxide::deflate::compress_to_vec_zlib(&payload, 9));
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| GuardError::io(dir, e))?;
         }

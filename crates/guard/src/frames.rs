@@ -152,8 +152,9 @@ pub fn frames(text: &str) -> (bool, bool) {
     (request, lawful)
 }
 
-/// Conjunction tokens of `text`'s frames with the intents of its lexicon `hits` (each once).
-pub fn conjunctions<'a>(text: &str, hits: impl Iterator<Item = &'a Hit>) -> Vec<String> {
+/// Conjunction tokens of a text's `frame` ([`frames`]: request, lawful) with the intents of its lexicon
+/// `hits` (each once).
+pub fn conjunctions<'a>(frame: (bool, bool), hits: impl Iterator<Item = &'a Hit>) -> Vec<String> {
     let mut intents: Vec<&str> = hits
         .filter_map(|h| match &h.label {
             Label::Intent(i) => Some(i.as_str()),
@@ -165,7 +166,7 @@ pub fn conjunctions<'a>(text: &str, hits: impl Iterator<Item = &'a Hit>) -> Vec<
     }
     intents.sort_unstable();
     intents.dedup();
-    let (request, lawful) = frames(text);
+    let (request, lawful) = frame;
     let mut out = Vec::new();
     // A protective or legal frame wins over the "how do I" inside it: "怎么识别电信诈骗" asks how to
     // recognise a fraud, not how to commit one.

@@ -263,9 +263,8 @@ impl Guard {
         let lexicon = self.lexicon.load();
         let hits = lexicon.find(normalised);
         if normalised.chars().count() <= WINDOW_CHARS {
-            let extra = extra_tokens(normalised, hits.iter());
             return Raw {
-                probs: self.model.probabilities(&model::features(normalised, &extra)),
+                probs: self.model.probabilities(&text_features(normalised, hits.iter())),
                 hits,
             };
         }
@@ -276,9 +275,7 @@ impl Guard {
                 // The window's lexicon hits are the whole text's hits inside it (one scan, not two).
                 let start = window.as_ptr() as usize - normalised.as_ptr() as usize;
                 let end = start + window.len();
-                let local =
-                    extra_tokens(window, hits.iter().filter(|h| h.start >= start && h.end <= end));
-                model::features(window, &local)
+                text_features(window, hits.iter().filter(|h| h.start >= start && h.end <= end))
             })
             .collect();
         Raw { probs: self.model.max_probabilities(&parts, model::length_feature(normalised)), hits }
@@ -509,15 +506,17 @@ fn without_spans(text: &str, spans: &[text::PiiSpan]) -> String {
     out
 }
 
-/// The classifier's extra tokens for `text` (shared by training and judging): one per lexicon hit, and
-/// the hits' topics in conjunction with the text's question frames ([`crate::frames`]).
-pub(crate) fn extra_tokens<'a>(
+/// The classifier's features of normalised `text` with its lexicon `hits` (shared by training and
+/// judging): its n-grams, one token per hit, and the hits' topics in conjunction with the text's
+/// question frame ([`crate::frames`], found once for both).
+pub(crate) fn text_features<'a>(
     text: &str,
     hits: impl Iterator<Item = &'a Hit> + Clone,
-) -> Vec<String> {
-    let mut out: Vec<String> = hits.clone().map(hit_token).collect();
-    out.extend(crate::frames::conjunctions(text, hits));
-    out
+) -> Vec<(u32, f32)> {
+    let frame = crate::frames::frames(text);
+    let mut extra: Vec<String> = hits.clone().map(hit_token).collect();
+    extra.extend(crate::frames::conjunctions(frame, hits));
+    model::features(text, &extra, frame)
 }
 
 /// The classifier feature token of a lexicon hit.

@@ -193,14 +193,13 @@ impl Lexicon {
 
 /// Chinese ways to open a request for oneself; a block phrase written with one ("帮我写一篇黄文") is the
 /// same request with any other ("给我写一篇黄文", "替我写一篇黄文").
-const REQUEST_PREFIXES: &[&str] = &["帮我", "给我", "替我", "教我", "请帮我", "你帮我", "麻烦你"];
+/// Longest first, so "请帮我" is taken whole rather than as "请" + "帮我".
+const REQUEST_PREFIXES: &[&str] = &["请帮我", "你帮我", "麻烦你", "帮我", "给我", "替我", "教我"];
 
 /// The other spellings of a block phrase that opens with a request prefix (none otherwise).
 fn request_prefix_variants(term: &str) -> Vec<String> {
-    // Longest first, so "请帮我" is taken whole rather than as "请" + "帮我".
-    let mut prefixes: Vec<&str> = REQUEST_PREFIXES.to_vec();
-    prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let Some((rest, own)) = prefixes.iter().find_map(|p| term.strip_prefix(p).map(|r| (r, *p)))
+    let Some((rest, own)) =
+        REQUEST_PREFIXES.iter().find_map(|p| term.strip_prefix(p).map(|r| (r, *p)))
     else {
         return Vec::new();
     };

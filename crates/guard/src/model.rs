@@ -486,7 +486,7 @@ pub fn sigmoid(z: f32) -> f32 {
 /// do not saturate. One length-bucket feature (value 1) lets each head learn how much a short text says.
 /// Hashing is allocation-free per n-gram and duplicates are dropped with a bitset (no sort), since this
 /// runs on every window of every checked text.
-pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
+pub fn features(normalised: &str, extra: &[String], frame: (bool, bool)) -> Vec<(u32, f32)> {
     let mut seen = vec![0u64; DIM / 64];
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(normalised.len() * 2);
     let mut add = |id: u32| {
@@ -501,7 +501,7 @@ pub fn features(normalised: &str, extra: &[String]) -> Vec<(u32, f32)> {
     // Words and CJK n-grams are also hashed in conjunction with the text's question frame (a request, or
     // a legal, protective or explanatory question; see `frames`), so each n-gram can weigh differently
     // in "教我洗钱" and "洗钱判几年": a linear model cannot form that product itself.
-    let frame_salt = match crate::frames::frames(normalised) {
+    let frame_salt = match frame {
         (_, true) => Some(0x40u8),
         (true, false) => Some(0x80u8),
         (false, false) => None,

@@ -9,7 +9,7 @@ use crate::{
     Taxonomy, Verdict,
     dataset::{Example, Split, split_of},
     lexicon::Lexicon,
-    model::{self, DIM, FloatModel, HEAD_RISK, HEAD_UNSAFE, Model, sigmoid},
+    model::{DIM, FloatModel, HEAD_RISK, HEAD_UNSAFE, Model, sigmoid},
 };
 
 /// An example ready for training: features and per-head targets.
@@ -104,8 +104,7 @@ pub fn targets(example: &Example, heads: &[String], taxonomy: &Taxonomy) -> Vec<
 pub fn example_features(text: &str, lexicon: &Lexicon) -> Vec<(u32, f32)> {
     let normalised = text::normalize(&text::strip_pii(text));
     let hits = lexicon.find(&normalised);
-    let extra = crate::guard::extra_tokens(&normalised, hits.iter());
-    model::features(&normalised, &extra)
+    crate::guard::text_features(&normalised, hits.iter())
 }
 
 /// Trains a model on the trainable examples of the train split and calibrates it on the calibration

@@ -8,7 +8,7 @@ fn check(text: &str, expect: &[&str]) {
     let lexicon = Lexicon::builtin(&taxonomy).unwrap();
     let normalised = text::normalize(text);
     let hits = lexicon.find(&normalised);
-    let got = guard::frames::conjunctions(&normalised, hits.iter());
+    let got = guard::frames::conjunctions(guard::frames::frames(&normalised), hits.iter());
     assert_eq!(got, expect, "{text}");
 }
 

@@ -136,6 +136,82 @@ const LAWFUL: &[&str] = &[
     "regulat",
 ];
 
+/// Phrases that ask to stay hidden from the people or systems that would stop the act ("不被追查",
+/// "躲审核", "without getting caught"). Shared across topics, so a new crime phrased with a familiar
+/// evasion still carries the signal; protective questions ("怎么才不会被骗") do not use these forms.
+const EVASION: &[&str] = &[
+    "不被发现",
+    "不被查",
+    "不被抓",
+    "不被追",
+    "不被识别",
+    "不被系统",
+    "不被平台",
+    "不被封",
+    "不被举报",
+    "不被警",
+    "不被监管",
+    "不被人发现",
+    "不会被发现",
+    "不会被查",
+    "不会被抓",
+    "不会被追",
+    "躲审核",
+    "躲过审核",
+    "躲过检查",
+    "躲过安检",
+    "躲开警察",
+    "躲开监控",
+    "绕过审核",
+    "绕过监管",
+    "绕过风控",
+    "绕过安检",
+    "规避监管",
+    "规避审查",
+    "逃避监管",
+    "逃避追查",
+    "逃过检查",
+    "瞒过",
+    "不让警察",
+    "不让银行",
+    "不让家长",
+    "不让爸妈",
+    "不告诉爸妈",
+    "不告诉家长",
+    "查不到是我",
+    "追查不到",
+    "追踪不到",
+    "不留痕迹",
+    "不留证据",
+    "神不知鬼不觉",
+    "不露馅",
+    "混过去",
+    "蒙混过关",
+    "without getting caught",
+    "without being caught",
+    "without anyone knowing",
+    "without them knowing",
+    "without her knowing",
+    "without his knowing",
+    "without my parents",
+    "avoid detection",
+    "evade detection",
+    "undetected",
+    "untraceable",
+    "can't be traced",
+    "cannot be traced",
+    "won't be traced",
+    "without a trace",
+    "without leaving a trace",
+    "under the radar",
+    "so no one finds out",
+    "so nobody finds out",
+    "slip past",
+    "get past security",
+    "bypass moderation",
+    "bypass the filter",
+];
+
 fn automaton(
     cell: &'static OnceLock<Option<AhoCorasick>>,
     terms: &[&str],
@@ -152,25 +228,36 @@ pub fn frames(text: &str) -> (bool, bool) {
     (request, lawful)
 }
 
+/// Whether `text` asks to stay hidden while doing something ([`EVASION`]).
+pub fn evasion(text: &str) -> bool {
+    static EVADE: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    automaton(&EVADE, EVASION).is_some_and(|a| a.is_match(text))
+}
+
 /// Conjunction tokens of a text's `frame` ([`frames`]: request, lawful) with the intents of its lexicon
 /// `hits` (each once).
-pub fn conjunctions<'a>(frame: (bool, bool), hits: impl Iterator<Item = &'a Hit>) -> Vec<String> {
+pub fn conjunctions<'a>(
+    frame: (bool, bool),
+    evading: bool,
+    hits: impl Iterator<Item = &'a Hit>,
+) -> Vec<String> {
     let mut intents: Vec<&str> = hits
         .filter_map(|h| match &h.label {
             Label::Intent(i) => Some(i.as_str()),
             Label::Technique(_) => None,
         })
         .collect();
+    // The evasion frame counts on its own too: "怎么约几个人揍他一顿还不被追责" names no lexicon topic.
+    let mut out = if evading { vec!["evade:frame".to_owned()] } else { Vec::new() };
     if intents.is_empty() {
-        return Vec::new();
+        return out;
     }
     intents.sort_unstable();
     intents.dedup();
     let (request, lawful) = frame;
-    let mut out = Vec::new();
     // A protective or legal frame wins over the "how do I" inside it: "怎么识别电信诈骗" asks how to
     // recognise a fraud, not how to commit one.
-    for (on, prefix) in [(request && !lawful, "req"), (lawful, "law")] {
+    for (on, prefix) in [(request && !lawful, "req"), (lawful, "law"), (evading, "evade")] {
         if on {
             out.extend(intents.iter().map(|i| format!("{prefix}:{i}")));
             out.push(format!("{prefix}:any"));

@@ -515,7 +515,7 @@ pub(crate) fn text_features<'a>(
 ) -> Vec<(u32, f32)> {
     let frame = crate::frames::frames(text);
     let mut extra: Vec<String> = hits.clone().map(hit_token).collect();
-    extra.extend(crate::frames::conjunctions(frame, hits));
+    extra.extend(crate::frames::conjunctions(frame, crate::frames::evasion(text), hits));
     model::features(text, &extra, frame)
 }
 

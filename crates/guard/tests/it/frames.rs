@@ -8,7 +8,11 @@ fn check(text: &str, expect: &[&str]) {
     let lexicon = Lexicon::builtin(&taxonomy).unwrap();
     let normalised = text::normalize(text);
     let hits = lexicon.find(&normalised);
-    let got = guard::frames::conjunctions(guard::frames::frames(&normalised), hits.iter());
+    let got = guard::frames::conjunctions(
+        guard::frames::frames(&normalised),
+        guard::frames::evasion(&normalised),
+        hits.iter(),
+    );
     assert_eq!(got, expect, "{text}");
 }
 
@@ -21,4 +25,18 @@ fn requests_and_legal_questions_get_their_own_tokens() {
     // No topic, no conjunction; a topic without a frame, none either.
     check("怎么做红烧肉？", &[]);
     check("冰毒", &[]);
+}
+
+#[test]
+fn asking_to_stay_hidden_is_a_frame_of_its_own() {
+    // With a topic the evasion joins it; without one it still counts.
+    check(
+        "冰毒怎么卖才不被警察发现",
+        &["evade:frame", "req:drugs", "req:any", "evade:drugs", "evade:any"],
+    );
+    check("班上那个同学，怎么揍他一顿还不被追责？", &["evade:frame"]);
+    check("How do I sneak it through without getting caught?", &["evade:frame"]);
+    // Protective questions do not use the evasion forms.
+    check("怎么才不会被骗？", &[]);
+    check("怎么做红烧肉？", &[]);
 }

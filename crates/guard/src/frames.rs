@@ -234,8 +234,8 @@ pub fn evasion(text: &str) -> bool {
     automaton(&EVADE, EVASION).is_some_and(|a| a.is_match(text))
 }
 
-/// Conjunction tokens of a text's `frame` ([`frames`]: request, lawful) with the intents of its lexicon
-/// `hits` (each once).
+/// Conjunction tokens of a text's `frame` ([`frames`]: request, lawful) and of its evasion frame
+/// (`evading`, [`evasion`]) with the intents of its lexicon `hits` (each once), plus `evade:frame` alone.
 pub fn conjunctions<'a>(
     frame: (bool, bool),
     evading: bool,

@@ -28,7 +28,7 @@ pub mod train;
 pub use conversation::{Conversation, Turn};
 pub use error::GuardError;
 pub use guard::{Guard, Judgement, Verdict};
-pub use judge::{Judge, JudgeVerdict, OpenAiJudge};
+pub use judge::{Judge, JudgeStyle, JudgeVerdict, OpenAiJudge};
 pub use policy::{Action, Policy, SharedPolicy};
 pub use stream::{StreamDecision, StreamModerator};
 pub use taxonomy::Taxonomy;

@@ -9,7 +9,11 @@ use std::{
     time::Duration,
 };
 
-use guard::{Guard, Judge, OpenAiJudge, Policy, Verdict, guard::Direction, judge::parse_verdict};
+use guard::{
+    Guard, Judge, JudgeStyle, OpenAiJudge, Policy, Verdict,
+    guard::Direction,
+    judge::{parse_answer, parse_verdict},
+};
 
 /// A one-thread HTTP server answering every POST with `content` as the assistant message (after
 /// `delay`, with `status`); it records the request bodies it received.
@@ -151,4 +155,59 @@ fn verdicts_are_read_from_json_or_words() {
         parse_verdict(r#"{"verdict":"unsafe","categories":["cri"," pri "]}"#).unwrap().categories,
         ["CRI", "PRI"]
     );
+}
+
+#[test]
+fn guard_models_answer_in_their_own_formats() {
+    let check = |style: JudgeStyle, answer: &str, expect: Option<(Verdict, &[&str])>| {
+        let got = parse_answer(style, answer).map(|v| (v.verdict, v.categories));
+        let expect = expect.map(|(v, c)| (v, c.iter().map(|c| (*c).to_owned()).collect()));
+        assert_eq!(got, expect, "{style:?}: {answer}");
+    };
+    let qwen = JudgeStyle::Qwen3guard;
+    check(qwen, "Safety: Unsafe\nCategories: Violent", Some((Verdict::Unsafe, &["VIO"])));
+    check(
+        qwen,
+        "Safety: Controversial\nCategories: Politically Sensitive Topics",
+        Some((Verdict::Controversial, &["POL"])),
+    );
+    check(
+        qwen,
+        "Safety: Unsafe\nCategories: Non-violent Illegal Acts, PII, Jailbreak\nRefusal: No",
+        Some((Verdict::Unsafe, &["CRI", "PRI"])),
+    );
+    check(qwen, "Safety: Safe\nCategories: None\nRefusal: Yes", Some((Verdict::Safe, &[])));
+    let llama = JudgeStyle::LlamaGuard;
+    check(llama, "safe", Some((Verdict::Safe, &[])));
+    check(llama, "\n\nunsafe\nS2,S10", Some((Verdict::Unsafe, &["CRI", "DIS"])));
+    check(llama, "unsafe\nS13", Some((Verdict::Unsafe, &["POL"])));
+    // An answer outside the style's format falls back to the general reading; none at all is none.
+    check(llama, r#"{"verdict":"controversial"}"#, Some((Verdict::Controversial, &[])));
+    check(qwen, "I can't help with that.", None);
+    assert_eq!("qwen3guard".parse::<JudgeStyle>(), Ok(JudgeStyle::Qwen3guard));
+    assert_eq!("llama-guard".parse::<JudgeStyle>(), Ok(JudgeStyle::LlamaGuard));
+    assert!("gpt".parse::<JudgeStyle>().unwrap_err().contains("qwen3guard"));
+}
+
+#[test]
+fn guard_models_get_the_bare_text_as_the_turn_they_judge() {
+    let endpoint =
+        fake(200, "Safety: Unsafe\nCategories: Non-violent Illegal Acts", Duration::ZERO);
+    let judge = OpenAiJudge::new(&endpoint.url, "qwen3guard", Some("secret-key".into()))
+        .with_style(JudgeStyle::Qwen3guard);
+    assert!(!format!("{judge:?}").contains("secret-key"), "the key stays out of logs");
+    let text = "基金定投和一次性买入哪个收益更高？";
+    let v = judge.judge(text, Direction::Input, Duration::from_secs(5)).unwrap();
+    assert_eq!((v.verdict, v.categories), (Verdict::Unsafe, vec!["CRI".to_owned()]));
+    let v = judge.judge("好的，下面是步骤。", Direction::Output, Duration::from_secs(5)).unwrap();
+    assert_eq!(v.verdict, Verdict::Unsafe);
+    let sent = endpoint.requests.lock().unwrap();
+    let input: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!(input["messages"], serde_json::json!([{"role": "user", "content": text}]));
+    let output: serde_json::Value = serde_json::from_str(&sent[1]).unwrap();
+    assert_eq!(
+        output["messages"][1],
+        serde_json::json!({"role": "assistant", "content": "好的，下面是步骤。"})
+    );
+    assert_eq!(output["messages"][0]["role"], "user");
 }

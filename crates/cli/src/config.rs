@@ -46,6 +46,10 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// One http(s) URL.
     Url,
+    /// One http(s) URL, or empty for none.
+    OptionalUrl,
+    /// Free text without line breaks (a model name), or empty.
+    Text,
     /// A credential such as an access token, or empty; never printed back.
     Secret,
     /// A PostgreSQL URL (`postgres://...`), or empty for none.
@@ -69,6 +73,8 @@ pub struct Setting {
 
 const LOG_FORMATS: &[&str] = &["human", "json"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+/// `guard::JudgeStyle` names.
+const JUDGE_STYLES: &[&str] = &["instructed", "qwen3guard", "llama-guard"];
 
 /// Every configuration key finllm knows. Adding a key is adding a row here and a field to [`Config`].
 pub const SETTINGS: &[Setting] = &[
@@ -149,6 +155,30 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::OptionalPath,
         default: "",
         help: "guard policy TOML (empty: the built-in financial-compliance pack)",
+    },
+    Setting {
+        key: "guard.judge_url",
+        kind: Kind::OptionalUrl,
+        default: "",
+        help: "LLM judge for the guard's uncertain band: an OpenAI-compatible base URL ending in /v1 (empty: no judge)",
+    },
+    Setting {
+        key: "guard.judge_model",
+        kind: Kind::Text,
+        default: "default",
+        help: "model name sent to the guard's judge endpoint",
+    },
+    Setting {
+        key: "guard.judge_style",
+        kind: Kind::Choice(JUDGE_STYLES),
+        default: "instructed",
+        help: "how the judge is asked: instructed (any chat model, JSON answer), qwen3guard (Qwen3Guard-Gen) or llama-guard (Llama Guard 3)",
+    },
+    Setting {
+        key: "guard.judge_api_key",
+        kind: Kind::Secret,
+        default: "",
+        help: "API key (Bearer) for the guard's judge endpoint",
     },
     Setting {
         key: "hub.endpoint",
@@ -526,6 +556,11 @@ fn parse_text(setting: &Setting, text: &str, source: &Source) -> Result<String, 
             .ok()
             .filter(|url| !url.is_empty() && !url.contains(','))
             .map(|url| url.trim_end_matches('/').to_owned()),
+        Kind::OptionalUrl if trimmed.is_empty() => Some(String::new()),
+        Kind::OptionalUrl => {
+            parse_text(&Setting { kind: Kind::Url, ..*setting }, trimmed, source).ok()
+        }
+        Kind::Text => (!trimmed.contains(['\n', '\r'])).then(|| trimmed.to_owned()),
         Kind::Secret => Some(trimmed.to_owned()),
         Kind::PostgresUrl => (trimmed.is_empty()
             || ["postgres://", "postgresql://"].iter().any(|p| trimmed.starts_with(p)))
@@ -558,6 +593,8 @@ fn bad_value(setting: &Setting, source: &Source, found: String) -> ConfigError {
         }
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
         Kind::Url => "an http:// or https:// URL".to_owned(),
+        Kind::OptionalUrl => "an http:// or https:// URL, or empty".to_owned(),
+        Kind::Text => "text on one line".to_owned(),
         Kind::Secret => "a token (string), or empty".to_owned(),
         Kind::PostgresUrl => "postgres://USER@HOST/DB, or empty for none".to_owned(),
         Kind::Identifier => "lower-case letters, digits and _ (at most 63)".to_owned(),
@@ -640,6 +677,8 @@ pub struct Config {
     pub guard_model: Option<PathBuf>,
     /// The guard policy, when not the built-in pack.
     pub guard_policy: Option<PathBuf>,
+    /// The guard's LLM judge for the uncertain band, when one is configured.
+    pub guard_judge: Option<guard::OpenAiJudge>,
     /// Address `finllm serve` listens on.
     pub server_host: String,
     /// Port `finllm serve` listens on.
@@ -704,6 +743,17 @@ impl Config {
             guard_policy: Some(resolved.get("guard.policy"))
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
+            guard_judge: Some(resolved.get("guard.judge_url")).filter(|u| !u.is_empty()).map(
+                |url| {
+                    let key = Some(resolved.get("guard.judge_api_key"))
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned);
+                    // The choice was validated against `JUDGE_STYLES`, the style names.
+                    let style = resolved.get("guard.judge_style").parse().unwrap_or_default();
+                    guard::OpenAiJudge::new(url, resolved.get("guard.judge_model"), key)
+                        .with_style(style)
+                },
+            ),
             server_host: resolved.get("server.host").to_owned(),
             server_port: resolved.number("server.port"),
             server_model: Some(resolved.get("server.model"))

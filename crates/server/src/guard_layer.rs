@@ -21,12 +21,16 @@ pub struct GuardConfig {
     pub model: Option<PathBuf>,
     /// A policy TOML file; `None` uses the built-in financial-compliance pack.
     pub policy: Option<PathBuf>,
+    /// The LLM judge for the policy's uncertain band, when one is configured.
+    pub judge: Option<guard::OpenAiJudge>,
 }
 
 /// The loaded guard and the live policy.
 #[derive(Debug)]
 pub struct GuardLayer {
     guard: Guard,
+    /// Whether a judge may be consulted: a check can then wait on the network.
+    judged: bool,
     policy: SharedPolicy,
     /// Watches the policy file and swaps in edits (hot reload); stops when the layer is dropped.
     _reload: Option<guard::reload::ReloadHandle>,
@@ -57,6 +61,10 @@ impl GuardLayer {
             None => Guard::builtin(),
         }
         .map_err(|e| ServerError::Guard(e.to_string()))?;
+        let guard = match &config.judge {
+            Some(judge) => guard.with_judge(std::sync::Arc::new(judge.clone())),
+            None => guard,
+        };
         let policy = match &config.policy {
             Some(path) => read_policy(path)?,
             None => Policy::finance().map_err(|e| ServerError::Guard(e.to_string()))?,
@@ -68,17 +76,30 @@ impl GuardLayer {
             reloader.watch_policy(path, policy.clone());
             reloader.spawn(std::time::Duration::from_secs(2))
         });
-        Ok(GuardLayer { guard, policy, _reload: reload })
+        Ok(GuardLayer { guard, judged: config.judge.is_some(), policy, _reload: reload })
     }
 
     /// Judges the text a user sends to the model.
     pub fn check_input(&self, text: &str) -> Judgement {
-        self.guard.check_input(text, &self.policy.load())
+        self.off_the_runtime(|| self.guard.check_input(text, &self.policy.load()))
     }
 
     /// Judges a model's answer.
     pub fn check_output(&self, text: &str) -> Judgement {
-        self.guard.check_output(text, &self.policy.load())
+        self.off_the_runtime(|| self.guard.check_output(text, &self.policy.load()))
+    }
+
+    /// Runs a check that may wait on the judge's endpoint (up to the policy's budget) without stalling
+    /// the other tasks of a multi-threaded runtime; checks without a judge take microseconds and run
+    /// in place.
+    fn off_the_runtime(&self, check: impl FnOnce() -> Judgement) -> Judgement {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if self.judged && handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(check)
+            }
+            _ => check(),
+        }
     }
 
     /// Scans a retrieved document for instructions aimed at the model (indirect prompt injection).

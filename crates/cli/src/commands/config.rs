@@ -55,6 +55,8 @@ pub fn run(args: &ConfigArgs, resolved: &Resolved) -> anyhow::Result<()> {
             | Kind::PostgresUrl
             | Kind::Identifier
             | Kind::Url
+            | Kind::OptionalUrl
+            | Kind::Text
             | Kind::Secret => {
                 format!("{value:?}")
             }

@@ -50,6 +50,11 @@ struct ModelArgs {
     /// Model name sent to the judge endpoint
     #[arg(long, value_name = "NAME", default_value = "default", requires = "judge_url")]
     judge_model: String,
+    /// How the judge model is asked: `instructed` (any chat model, given our instructions; JSON
+    /// answer), `qwen3guard` (Qwen3Guard-Gen) or `llama-guard` (Llama Guard 3), which get the bare
+    /// text and answer in their own formats
+    #[arg(long, value_name = "STYLE", default_value = "instructed", requires = "judge_url")]
+    judge_style: guard::JudgeStyle,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,11 +149,9 @@ fn load(args: &ModelArgs) -> anyhow::Result<(Guard, Policy)> {
     let guard = match &args.judge_url {
         Some(url) => {
             let key = std::env::var("FINLLM_GUARD_JUDGE_KEY").ok().filter(|k| !k.is_empty());
-            guard.with_judge(std::sync::Arc::new(guard::OpenAiJudge::new(
-                url,
-                &args.judge_model,
-                key,
-            )))
+            guard.with_judge(std::sync::Arc::new(
+                guard::OpenAiJudge::new(url, &args.judge_model, key).with_style(args.judge_style),
+            ))
         }
         None => guard,
     };

@@ -96,6 +96,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         guard: config.guard_enabled.then(|| server::guard_layer::GuardConfig {
             model: config.guard_model.clone(),
             policy: config.guard_policy.clone(),
+            judge: config.guard_judge.clone(),
         }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -137,6 +137,29 @@ fn bad_configuration_is_a_one_line_error() {
         &["FINLLM_LOG_LEVEL", "`log.level`", "\"loud\""],
     );
     check_error(None, &["--log-format", "xml"], &[], &["--log-format", "`log.format`"]);
+    check_error(
+        Some("[guard]\njudge_url = \"ftp://judge\"\n"),
+        &[],
+        &[],
+        &["finllm.toml:2", "`guard.judge_url`", "or empty"],
+    );
+    check_error(
+        Some("[guard]\njudge_style = \"gpt\"\n"),
+        &[],
+        &[],
+        &["finllm.toml:2", "`guard.judge_style`", "qwen3guard"],
+    );
+}
+
+#[test]
+fn the_guard_judge_is_configured_with_its_key_hidden() {
+    let toml = "[guard]\njudge_url = \"http://127.0.0.1:8081/v1/\"\njudge_style = \"qwen3guard\"\n";
+    let rows = effective(Some(toml), &[], &[("FINLLM_GUARD_JUDGE_API_KEY", "sk-judge")]);
+    check_value(&rows, "guard.judge_url", "http://127.0.0.1:8081/v1", "file finllm.toml:2");
+    check_value(&rows, "guard.judge_style", "qwen3guard", "file finllm.toml:3");
+    check_value(&rows, "guard.judge_model", "default", "default");
+    check_value(&rows, "guard.judge_api_key", "***", "env FINLLM_GUARD_JUDGE_API_KEY");
+    check_value(&effective(None, &[], &[]), "guard.judge_url", "", "default");
 }
 
 #[test]

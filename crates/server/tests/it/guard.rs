@@ -12,7 +12,7 @@ use crate::{
 };
 
 fn with_guard(mut cfg: server::ServerConfig) -> server::ServerConfig {
-    cfg.guard = Some(server::guard_layer::GuardConfig { model: None, policy: None });
+    cfg.guard = Some(server::guard_layer::GuardConfig { model: None, policy: None, judge: None });
     cfg
 }
 
@@ -97,4 +97,58 @@ async fn unsafe_requests_never_reach_the_model_and_unsafe_answers_are_replaced()
     let records: Vec<server::audit::AuditRecord> =
         rows.iter().map(|r| serde_json::from_str(&r.record).unwrap()).collect();
     assert_eq!(records[0].guard_input.as_deref(), Some("unsafe/refuse"));
+}
+
+/// An OpenAI-compatible endpoint answering every chat completion with `answer` (as Qwen3Guard-Gen
+/// would), counting the calls.
+async fn guard_model(
+    answer: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::{Json, Router, routing::post};
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |Json(_): Json<Value>| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Json(json!({"object": "chat.completion", "choices": [{"index": 0,
+                    "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+// Multi-threaded, as `finllm serve` runs: the judge's network wait moves off the runtime's workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_judge_settles_the_uncertain_band() {
+    let (url, calls) = guard_model("Safety: Unsafe\nCategories: Violent").await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    // A band covering every score, so the judge is asked about any text worth judging.
+    std::fs::write(&policy, "name = \"judged\"\n[judge]\nlow = 0.0\nhigh = 1.0\n").unwrap();
+    let mut cfg = config(&[]);
+    let judge =
+        guard::OpenAiJudge::new(&url, "qwen3guard", None).with_style(guard::JudgeStyle::Qwen3guard);
+    cfg.guard = Some(server::guard_layer::GuardConfig {
+        model: None,
+        policy: Some(policy),
+        judge: Some(judge),
+    });
+    let server = start(cfg).await;
+    let (status, answer) = post(&server.url("/v1/moderations"), &json!({"input": BENIGN})).await;
+    assert_eq!(status, 200, "{answer}");
+    let result = &answer["results"][0];
+    assert_eq!(
+        (result["flagged"].as_bool(), result["verdict"].as_str()),
+        (Some(true), Some("unsafe"))
+    );
+    assert_eq!(result["categories"]["VIO"], true, "{result}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    server.shutdown().await;
 }

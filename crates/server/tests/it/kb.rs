@@ -217,7 +217,7 @@ async fn the_guard_screens_questions_and_withholds_injected_passages() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = citing_upstream().await;
     let mut cfg = config(&[&upstream]);
-    cfg.guard = Some(server::guard_layer::GuardConfig { model: None, policy: None });
+    cfg.guard = Some(server::guard_layer::GuardConfig { model: None, policy: None, judge: None });
     let server = start_with_kb(cfg, Some(dir.path())).await;
     let client = reqwest::Client::new();
     let documents = json!({"documents": [

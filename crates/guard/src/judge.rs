@@ -192,6 +192,8 @@ pub struct OpenAiJudge {
     pub api_key: Option<String>,
     /// How the model is asked and read.
     pub style: JudgeStyle,
+    /// Extra request headers (name, value), e.g. the token by which a server knows its own judge.
+    pub headers: Vec<(String, String)>,
 }
 
 // By hand: the key never reaches a log line.
@@ -202,6 +204,7 @@ impl std::fmt::Debug for OpenAiJudge {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("style", &self.style)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -214,7 +217,14 @@ impl OpenAiJudge {
             model: model.to_owned(),
             api_key,
             style: JudgeStyle::Instructed,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same judge sending `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// The same judge asking its model in `style`.
@@ -277,6 +287,9 @@ impl Judge for OpenAiJudge {
             .header("content-type", "application/json");
         if let Some(key) = &self.api_key {
             request = request.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let timed_out = |e: &ureq::Error| matches!(e, ureq::Error::Timeout(_));
         let mut response = request

@@ -14,6 +14,12 @@ use types::Code;
 
 use crate::{ServerError, error::ApiError, json::JsonBody, routes::SharedState};
 
+/// Marks the guard's own judge calls to this server (the value is a random token made at start-up), so
+/// they are not judged again: a judge pointed at the server it guards, the natural way to use the
+/// in-process engine, would otherwise ask itself about its own question without end. The token goes to
+/// whichever endpoint is the judge; that endpoint already decides the uncertain band.
+pub const JUDGE_HEADER: &str = "x-finllm-guard-judge";
+
 /// Where the guard's model and policy come from.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
@@ -31,6 +37,8 @@ pub struct GuardLayer {
     guard: Guard,
     /// Whether a judge may be consulted: a check can then wait on the network.
     judged: bool,
+    /// The [`JUDGE_HEADER`] value the judge sends, when there is a judge.
+    judge_token: Option<String>,
     policy: SharedPolicy,
     /// Watches the policy file and swaps in edits (hot reload); stops when the layer is dropped.
     _reload: Option<guard::reload::ReloadHandle>,
@@ -61,9 +69,11 @@ impl GuardLayer {
             None => Guard::builtin(),
         }
         .map_err(|e| ServerError::Guard(e.to_string()))?;
-        let guard = match &config.judge {
-            Some(judge) => guard.with_judge(std::sync::Arc::new(judge.clone())),
-            None => guard,
+        let judge_token = config.judge.as_ref().map(|_| format!("{:032x}", rand::random::<u128>()));
+        let guard = match (&config.judge, &judge_token) {
+            (Some(judge), Some(token)) => guard
+                .with_judge(std::sync::Arc::new(judge.clone().with_header(JUDGE_HEADER, token))),
+            _ => guard,
         };
         let policy = match &config.policy {
             Some(path) => read_policy(path)?,
@@ -76,7 +86,20 @@ impl GuardLayer {
             reloader.watch_policy(path, policy.clone());
             reloader.spawn(std::time::Duration::from_secs(2))
         });
-        Ok(GuardLayer { guard, judged: config.judge.is_some(), policy, _reload: reload })
+        Ok(GuardLayer {
+            guard,
+            judged: config.judge.is_some(),
+            judge_token,
+            policy,
+            _reload: reload,
+        })
+    }
+
+    /// Whether a request is the guard's own judge asking this server (see [`JUDGE_HEADER`]).
+    pub fn is_own_judge(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.judge_token.as_deref().is_some_and(|token| {
+            headers.get(JUDGE_HEADER).is_some_and(|v| v.as_bytes() == token.as_bytes())
+        })
     }
 
     /// Judges the text a user sends to the model.

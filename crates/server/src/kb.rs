@@ -470,7 +470,8 @@ pub(crate) async fn chat(
     let mut request: ChatCompletionRequest = crate::json::parse(&raw)?;
     request.sampling = crate::json::parse(&raw)?;
     request.validate()?;
-    let response = crate::routes::forward(&state, key, ModelCall::Chat(&request), raw).await?;
+    let response =
+        crate::routes::forward(&state, key, ModelCall::Chat(&request), raw, true).await?;
     if !response.status().is_success() {
         return Ok(response);
     }

@@ -187,13 +187,16 @@ async fn chat_completions(
     headers: HeaderMap,
     mut body: JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    if crate::kb::wants_grounding(&state, &body.raw) {
+    // The guard's own judge asking this server goes straight to the model: judged again, it would ask
+    // itself again.
+    let guarded = !state.guard.as_ref().is_some_and(|layer| layer.is_own_judge(&headers));
+    if guarded && crate::kb::wants_grounding(&state, &body.raw) {
         return crate::kb::chat(State(state), headers, body.raw).await;
     }
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
-    if let Some(layer) = &state.guard {
+    if let Some(layer) = state.guard.as_ref().filter(|_| guarded) {
         let judgement = layer.check_input(&crate::guard_layer::user_text(&body.value.messages));
         if let Some(replacement) = layer.replacement(&judgement) {
             return blocked(&state, key, &body.value, &replacement, &judgement).await;
@@ -202,7 +205,7 @@ async fn chat_completions(
     if state.assistant_tools && body.value.tools.is_none() {
         return assistant(&state, key, &body.raw).await;
     }
-    forward(&state, key, ModelCall::Chat(&body.value), body.raw).await
+    forward(&state, key, ModelCall::Chat(&body.value), body.raw, guarded).await
 }
 
 /// Answers a request the input guard blocked, without calling the model; the audit trail records it.
@@ -309,7 +312,7 @@ async fn assistant(
         let raw = Bytes::from(body.to_string());
         let mut request: ChatCompletionRequest = crate::json::parse(&raw)?;
         request.sampling = crate::json::parse(&raw)?;
-        let response = forward(state, key.clone(), ModelCall::Chat(&request), raw).await?;
+        let response = forward(state, key.clone(), ModelCall::Chat(&request), raw, true).await?;
         if !response.status().is_success() {
             return Ok(response);
         }
@@ -348,16 +351,18 @@ async fn completions(
     let key = authenticate(&state, &headers).await?;
     body.value.sampling = crate::json::parse(&body.raw)?;
     body.value.validate()?;
-    forward(&state, key, ModelCall::Completion(&body.value), body.raw).await
+    forward(&state, key, ModelCall::Completion(&body.value), body.raw, true).await
 }
 
 /// Checks permissions and limits, writes the request's audit record (refusing the request when that fails
-/// and the policy is fail-closed), calls the backend, and arranges the response record.
+/// and the policy is fail-closed), calls the backend, and arranges the response record. A `guarded` chat
+/// answer goes through the output guard.
 pub(crate) async fn forward(
     state: &SharedState,
     key: Option<KeyRecord>,
     call: ModelCall<'_>,
     raw: Bytes,
+    guarded: bool,
 ) -> Result<Response, ApiError> {
     let (endpoint, model, stream) = (call.path(), call.model(), call.stream());
     if let Some(key) = &key {
@@ -400,7 +405,7 @@ pub(crate) async fn forward(
     let body = match body {
         ForwardBody::Full(mut bytes) => {
             if let (Some(layer), ModelCall::Chat(_), true) =
-                (&state.guard, call, status.is_success())
+                (state.guard.as_ref().filter(|_| guarded), call, status.is_success())
                 && let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&bytes)
             {
                 if let Some((verdict, action)) =
@@ -420,7 +425,11 @@ pub(crate) async fn forward(
             Body::from(bytes)
         }
         ForwardBody::Stream(mut inner) => {
-            if state.guard.is_some() && matches!(call, ModelCall::Chat(_)) && status.is_success() {
+            if guarded
+                && state.guard.is_some()
+                && matches!(call, ModelCall::Chat(_))
+                && status.is_success()
+            {
                 inner = Box::pin(crate::guard_layer::ModeratedStream::new(inner, state.clone()));
             }
             Body::from_stream(AuditedStream {

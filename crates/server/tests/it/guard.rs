@@ -152,3 +152,42 @@ async fn a_configured_judge_settles_the_uncertain_band() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     server.shutdown().await;
 }
+
+// The natural way to judge with the served model is to point the judge at the server itself; its own
+// judge calls must then skip the guard, or each would ask the judge again without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_pointed_at_its_own_server_is_not_judged_again() {
+    let up = spawn("a", "qwen", Behaviour::Healthy).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "name = \"judged\"\n[judge]\nlow = 0.0\nhigh = 1.0\n").unwrap();
+    let mut cfg = config(&[&up.url]);
+    cfg.port = port;
+    let own = format!("http://127.0.0.1:{port}/v1");
+    cfg.guard = Some(server::guard_layer::GuardConfig {
+        model: None,
+        policy: Some(policy),
+        judge: Some(guard::OpenAiJudge::new(&own, "qwen", None)),
+    });
+    let server = start(cfg).await;
+    let ask = json!({"model": "qwen", "messages": [{"role": "user", "content": BENIGN}]});
+    let (status, answer) = post(&server.url("/v1/chat/completions"), &ask).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "from a");
+    // The judge's question and the user's: two model calls, no more (a judge judged again would go on
+    // asking itself after the answer came back, so give stray calls a moment to show).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+    // A caller cannot pass itself off as the judge without the server's token.
+    let forged = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .header(server::guard_layer::JUDGE_HEADER, "0123")
+        .json(&json!({"model": "qwen", "messages": [{"role": "user", "content": HARMFUL}]}))
+        .send()
+        .await
+        .unwrap();
+    let blocked: Value = forged.json().await.unwrap();
+    assert_eq!(blocked["choices"][0]["finish_reason"], "content_filter", "{blocked}");
+    server.shutdown().await;
+}

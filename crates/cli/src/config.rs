@@ -73,8 +73,6 @@ pub struct Setting {
 
 const LOG_FORMATS: &[&str] = &["human", "json"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
-/// `guard::JudgeStyle` names.
-const JUDGE_STYLES: &[&str] = &["instructed", "qwen3guard", "llama-guard"];
 
 /// Every configuration key finllm knows. Adding a key is adding a row here and a field to [`Config`].
 pub const SETTINGS: &[Setting] = &[
@@ -170,7 +168,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "guard.judge_style",
-        kind: Kind::Choice(JUDGE_STYLES),
+        kind: Kind::Choice(guard::JudgeStyle::NAMES),
         default: "instructed",
         help: "how the judge is asked: instructed (any chat model, JSON answer), qwen3guard (Qwen3Guard-Gen) or llama-guard (Llama Guard 3)",
     },
@@ -748,7 +746,7 @@ impl Config {
                     let key = Some(resolved.get("guard.judge_api_key"))
                         .filter(|k| !k.is_empty())
                         .map(str::to_owned);
-                    // The choice was validated against `JUDGE_STYLES`, the style names.
+                    // The choice was validated against `JudgeStyle::NAMES`.
                     let style = resolved.get("guard.judge_style").parse().unwrap_or_default();
                     guard::OpenAiJudge::new(url, resolved.get("guard.judge_model"), key)
                         .with_style(style)

@@ -82,13 +82,15 @@ pub enum JudgeStyle {
 }
 
 impl JudgeStyle {
+    /// Every style, in the order of [`JudgeStyle::NAMES`].
+    pub const ALL: [JudgeStyle; 3] =
+        [JudgeStyle::Instructed, JudgeStyle::Qwen3guard, JudgeStyle::LlamaGuard];
+    /// The styles' names in configuration and on the command line.
+    pub const NAMES: &'static [&'static str] = &["instructed", "qwen3guard", "llama-guard"];
+
     /// The style's name in configuration and on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            JudgeStyle::Instructed => "instructed",
-            JudgeStyle::Qwen3guard => "qwen3guard",
-            JudgeStyle::LlamaGuard => "llama-guard",
-        }
+        Self::NAMES[self as usize]
     }
 }
 
@@ -96,12 +98,9 @@ impl std::str::FromStr for JudgeStyle {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
-        [JudgeStyle::Instructed, JudgeStyle::Qwen3guard, JudgeStyle::LlamaGuard]
-            .into_iter()
-            .find(|s| s.name() == name.trim())
-            .ok_or_else(|| {
-                format!("unknown judge style `{name}` (instructed, qwen3guard or llama-guard)")
-            })
+        Self::ALL.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| {
+            format!("unknown judge style `{name}` (one of {})", Self::NAMES.join(", "))
+        })
     }
 }
 

@@ -35,9 +35,8 @@ pub struct GuardConfig {
 #[derive(Debug)]
 pub struct GuardLayer {
     guard: Guard,
-    /// Whether a judge may be consulted: a check can then wait on the network.
-    judged: bool,
-    /// The [`JUDGE_HEADER`] value the judge sends, when there is a judge.
+    /// The [`JUDGE_HEADER`] value the judge sends, when there is a judge (a check can then wait on the
+    /// network).
     judge_token: Option<String>,
     policy: SharedPolicy,
     /// Watches the policy file and swaps in edits (hot reload); stops when the layer is dropped.
@@ -86,13 +85,7 @@ impl GuardLayer {
             reloader.watch_policy(path, policy.clone());
             reloader.spawn(std::time::Duration::from_secs(2))
         });
-        Ok(GuardLayer {
-            guard,
-            judged: config.judge.is_some(),
-            judge_token,
-            policy,
-            _reload: reload,
-        })
+        Ok(GuardLayer { guard, judge_token, policy, _reload: reload })
     }
 
     /// Whether a request is the guard's own judge asking this server (see [`JUDGE_HEADER`]).
@@ -118,7 +111,10 @@ impl GuardLayer {
     fn off_the_runtime(&self, check: impl FnOnce() -> Judgement) -> Judgement {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {
-            Ok(handle) if self.judged && handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(handle)
+                if self.judge_token.is_some()
+                    && handle.runtime_flavor() == RuntimeFlavor::MultiThread =>
+            {
                 tokio::task::block_in_place(check)
             }
             _ => check(),
